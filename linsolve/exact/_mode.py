@@ -1,0 +1,198 @@
+r"""The scalar "master" mode: ``dF/dt = -k (F - s) sqrt(B^2 + A^2 F^2)``, k > 0, A > 0, B >= 0.
+
+One equation unifies the rank-one and aligned cases (reference/exact_solutions.md, Sec. 1):
+balanced Saxe modes (A = 2, B = 0), aligned lambda-balanced modes (B = |lambda|; Braun et al. 2022,
+Dominé et al. 2024, Tarmoun et al. 2021), the single neuron started parallel to its target
+(Kunin et al. 2024) and the width-d one-dimensional network (Xu & Ziyin 2025).
+
+**Closed form (B > 0).** With ``G(F) = sqrt(B^2 + A^2 F^2)`` and ``zeta(F) = A F / (B + G(F))``
+(``= tanh(theta/2)`` for ``F = (B/A) sinh theta``), ``zeta`` obeys a constant-coefficient Riccati
+equation with roots ``zeta_+ = zeta(s)`` and ``zeta_- = -1/zeta_+``, whose solution we write as
+
+    zeta(t) = (zeta_+ + D e) / (1 - zeta_+ D e),   D(F) = (zeta(F) - zeta_+) / (1 + zeta(F) zeta_+),
+    e = exp(-Gamma t),   Gamma = k G(s),
+
+(the reference's ``R_0 = zeta_+ D(F0)``). ``F`` is evaluated as
+
+    F(t) = (2B/A) (zeta_+ + D e)(1 - zeta_+ D e) / ((p - D e q)(q + D e p)),   p, q = 1 -+ zeta_+,
+
+with ``p``, ``q``, ``1 -+ zeta(F0)`` and ``D`` formed without cancellation, so the same expression is
+accurate from the kernel limit (B >> A|s|) down to B -> 0 and for every sign of F0 and s; only the
+decaying exponential ``e`` appears, so nothing overflows at large ``k t``. The exact time from
+``F0`` to ``F1`` is ``ln(D(F0) / D(F1)) / Gamma``; the rapidity is
+``theta(t) - theta(0) = ln[(q + D e p) p0 / ((p - D e q) q0)]``.
+
+**B = 0** (Saxe's logistic law): ``dF/dt = -kA|F|(F - s)``. With ``sigma = sgn F0`` and
+``x = kA sigma s t``, ``sigma F(t) = |F0| e^x / (1 + |F0| kA t expm1(x)/x)`` (``x <= 0``; divide
+through by ``e^x`` for ``x > 0``). F never changes sign; F0 = 0 is a fixed point.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from .._misc import as_float, check_positive, float_dtype_of, is_concrete
+
+__all__ = ["mode", "mode_time", "mode_rapidity"]
+
+
+def _prepare(t, F0, s, k, A, B, *, t_name="t"):
+    dtype = float_dtype_of(t, F0, s, k, A, B)
+    args = {
+        name: as_float(value, name, dtype)
+        for name, value in (("F0", F0), ("s", s), ("k", k), ("A", A), ("B", B))
+    }
+    check_positive("k", args["k"])
+    check_positive("A", args["A"])
+    check_positive("B", args["B"], strict=False)
+    t = jnp.asarray(t).astype(dtype)
+    if is_concrete(t) and bool(jnp.any(jnp.isnan(t) | (t < 0))):
+        raise ValueError(f"`{t_name}` must be non-negative (inf allowed); got {t}.")
+    return t, args
+
+
+def _split(F, A, B):
+    """``(zeta, 1 - zeta, 1 + zeta)`` at F, without cancellation."""
+    G = jnp.sqrt(B * B + A * A * F * F)
+    AF = A * F
+    # G - AF and G + AF, one of which is small when B << A|F|: use G^2 - A^2 F^2 = B^2.
+    g_minus = jnp.where(AF > 0, B * B / (G + AF), G - AF)
+    g_plus = jnp.where(AF < 0, B * B / (G - AF), G + AF)
+    denom = B + G
+    return AF / denom, (B + g_minus) / denom, (B + g_plus) / denom
+
+
+def _D(z, pz, qz, zs, ps, qs):
+    """``(zeta - zeta_+) / (1 + zeta zeta_+)``, both parts formed without cancellation."""
+    num = jnp.where(zs >= 0, ps - pz, qz - qs)
+    a = jnp.where(z >= 0, pz, qz)  # 1 - |zeta|
+    b = jnp.where(zs >= 0, ps, qs)  # 1 - |zeta_+|
+    den = jnp.where(z * zs < 0, a + b - a * b, 1 + z * zs)
+    return num / den
+
+
+def _general(t, F0, s, k, A, B):
+    """B > 0 branch; returns ``(F, rapidity)``. `B` must be positive (callers make it safe)."""
+    zs, ps, qs = _split(s, A, B)
+    z0, p0, q0 = _split(F0, A, B)
+    D = _D(z0, p0, q0, zs, ps, qs)
+    gamma = k * jnp.sqrt(B * B + A * A * s * s)
+    De = D * jnp.exp(-gamma * t)
+    lo, hi = ps - De * qs, qs + De * ps
+    F = (2 * B / A) * (zs + De) * (1 - zs * De) / (lo * hi)
+    rapidity = jnp.log(hi * p0 / (lo * q0))
+    return F, rapidity
+
+
+def _logistic(t, F0, s, k, A):
+    """B = 0 branch; returns ``(F, rapidity)`` with rapidity ``sgn(F0) ln(F/F0)``."""
+    sigma = jnp.where(F0 >= 0, 1.0, -1.0).astype(F0.dtype)
+    a0, ss = jnp.abs(F0), sigma * s
+    x = k * A * ss * t
+    xs = jnp.where(jnp.abs(x) < 1e-300, 1.0, x)
+    h_pos = jnp.where(jnp.abs(x) < 1e-300, 1.0, -jnp.expm1(-xs) / xs)  # (1 - e^-x)/x
+    h_neg = jnp.where(jnp.abs(x) < 1e-300, 1.0, jnp.expm1(xs) / xs)  # (e^x - 1)/x
+    kat = k * A * t
+    a_pos = a0 / (jnp.exp(-jnp.maximum(x, 0)) + a0 * kat * h_pos)
+    a_neg = a0 * jnp.exp(jnp.minimum(x, 0)) / (1 + a0 * kat * h_neg)
+    a = jnp.where(x >= 0, a_pos, a_neg)
+    a = jnp.where(a0 == 0, 0.0, a)
+    safe0 = jnp.where(a0 == 0, 1.0, a0)
+    rapidity = jnp.where(a0 == 0, 0.0, sigma * jnp.log(jnp.where(a0 == 0, 1.0, a) / safe0))
+    return sigma * a, rapidity
+
+
+def _solve(t, F0, s, k, A, B):
+    shape = jnp.broadcast_shapes(t.shape, F0.shape, s.shape, k.shape, A.shape, B.shape)
+    t, F0, s, k, A, B = (jnp.broadcast_to(x, shape) for x in (t, F0, s, k, A, B))
+    finite_t = jnp.where(jnp.isinf(t), 0.0, t)
+    B_safe = jnp.where(B > 0, B, 1.0)
+    Fg, rg = _general(finite_t, F0, s, k, A, B_safe)
+    Fl, rl = _logistic(finite_t, F0, s, k, A)
+    F = jnp.where(B > 0, Fg, Fl)
+    rap = jnp.where(B > 0, rg, rl)
+    # Exact limits: t = 0 is the initial condition; t = inf the attracting fixed point.
+    F_inf = jnp.where((B > 0) | (F0 * s > 0), s, 0.0)
+    F = jnp.where(t == 0, F0, jnp.where(jnp.isinf(t), F_inf, F))
+    rap = jnp.where(t == 0, 0.0, rap)
+    return F, rap, jnp.isinf(t)
+
+
+def mode(
+    t: Float[ArrayLike, "*times"], *, F0, s, k, A, B
+) -> Float[Array, "*times"]:
+    r"""Solution ``F(t)`` of ``dF/dt = -k (F - s) sqrt(B^2 + A^2 F^2)`` with ``F(0) = F0``.
+
+    All signs of ``F0`` and ``s`` (including F crossing zero, ``|F0| > |s|``, ``s = 0``), ``B = 0``
+    (logistic) and the lazy limit ``B >> A|s|`` (``F ~ s + (F0 - s) e^{-kBt}``). ``t = 0`` gives F0
+    exactly and ``t = inf`` the fixed point (``s``, or 0 when B = 0 and ``F0 s <= 0``).
+    Inputs broadcast against each other (times, parameters); works under jit, vmap and grad.
+
+    **Arguments:** `t` times >= 0 (any shape); `F0`, `s` real; `k > 0`, `A > 0`, `B >= 0`.
+
+    **Returns:** ``F(t)`` with the broadcast shape of the inputs.
+
+    Reference: reference/exact_solutions.md Sec. 1; Saxe, McClelland & Ganguli (2014) for B = 0.
+    """
+    t, p = _prepare(t, F0, s, k, A, B)
+    return _solve(t, **p)[0]
+
+
+def mode_rapidity(t, *, F0, s, k, A, B) -> Float[Array, "*times"]:
+    """``theta(t) - theta(0)`` with ``F = (B/A) sinh theta`` (for B = 0: ``sgn(F0) ln(F/F0)``).
+
+    In the width-d one-dimensional network this is twice the hyperbolic rotation angle ``phi``.
+    At ``t = inf`` it is the limit value (``+-inf`` only when B = 0 and F tends to 0).
+    """
+    t, p = _prepare(t, F0, s, k, A, B)
+    F, rap, at_inf = _solve(t, **p)
+    B = jnp.broadcast_to(p["B"], F.shape)
+    A = jnp.broadcast_to(p["A"], F.shape)
+    F0 = jnp.broadcast_to(p["F0"], F.shape)
+    B_safe = jnp.where(B > 0, B, 1.0)
+    sign0 = jnp.where(F0 >= 0, 1.0, -1.0).astype(F.dtype)
+    safe0 = jnp.where(F0 == 0, 1.0, F0)
+    lim = jnp.where(
+        B > 0,
+        jnp.arcsinh(A * F / B_safe) - jnp.arcsinh(A * F0 / B_safe),
+        jnp.where(F0 == 0, 0.0, sign0 * jnp.log(jnp.abs(F / safe0))),
+    )
+    return jnp.where(at_inf, lim, rap)
+
+
+def mode_time(F0, F1, *, s, k, A, B) -> Float[Array, "..."]:
+    """Exact time for the mode to go from ``F0`` to ``F1``.
+
+    ``t = ln(D(F0)/D(F1)) / (k G(s))`` for B > 0 (Sec. 1); for B = 0 the logistic time
+    ``ln[F1 (s - F0) / (F0 (s - F1))] / (kAs)`` (``(1/|F1| - 1/|F0|)/(kA)`` when s = 0).
+    Returns ``inf`` when ``F1`` is not reached in finite time (it is the fixed point, lies beyond
+    it, or lies behind ``F0``).
+    """
+    F1 = jnp.asarray(F1)
+    _, p = _prepare(jnp.zeros(()), F0, s, k, A, B)
+    F0, s, k, A, B = p["F0"], p["s"], p["k"], p["A"], p["B"]
+    F1 = as_float(F1, "F1", F0.dtype)
+    shape = jnp.broadcast_shapes(F0.shape, F1.shape, s.shape, k.shape, A.shape, B.shape)
+    F0, F1, s, k, A, B = (jnp.broadcast_to(x, shape) for x in (F0, F1, s, k, A, B))
+    # General branch.
+    B_safe = jnp.where(B > 0, B, 1.0)
+    zs, ps, qs = _split(s, A, B_safe)
+    D0 = _D(*_split(F0, A, B_safe), zs, ps, qs)
+    D1 = _D(*_split(F1, A, B_safe), zs, ps, qs)
+    gamma = k * jnp.sqrt(B_safe**2 + A * A * s * s)
+    ratio = jnp.where(D1 == 0, 0.0, D0 / jnp.where(D1 == 0, 1.0, D1))
+    t_gen = jnp.where(ratio >= 1, jnp.log(jnp.where(ratio >= 1, ratio, 1.0)) / gamma, jnp.inf)
+    # Logistic branch (B = 0): F keeps its sign; |F| moves monotonically toward max(sigma s, 0).
+    sigma = jnp.where(F0 >= 0, 1.0, -1.0).astype(F0.dtype)
+    a0, a1, ss = jnp.abs(F0), sigma * F1, sigma * s
+    target = jnp.maximum(ss, 0.0)
+    between = ((a1 - a0) * (target - a1) >= 0) & (a1 != target) & (a1 > 0) & (a0 > 0)
+    ss_safe = jnp.where(ss == 0, 1.0, ss)
+    a0s, a1s = jnp.where(between, a0, 1.0), jnp.where(between, a1, 0.5)
+    log_t = jnp.log(a1s * (ss_safe - a0s) / (a0s * (ss_safe - a1s))) / (k * A * ss_safe)
+    harmonic = (1 / a1s - 1 / a0s) / (k * A)
+    t_log = jnp.where(between, jnp.where(ss == 0, harmonic, log_t), jnp.inf)
+    t_log = jnp.where(between & (a0 == a1), 0.0, t_log)
+    out = jnp.where(B > 0, t_gen, t_log)
+    return jnp.where(F1 == F0, 0.0, out)

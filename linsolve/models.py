@@ -1,0 +1,291 @@
+"""Deep linear networks and shallow nonlinear networks: forward, loss, NTK, conserved quantities.
+
+Deep linear parameters are a tuple ``(W1, ..., WL)``, ``W_l`` of shape ``(n_l, n_{l-1})``; the network
+is ``f(x) = kappa W_L ... W_1 x`` and ``P = kappa W_L ... W_1`` its end-to-end map. A shallow nonlinear
+network is a :class:`ShallowNet` PyTree ``f(x) = kappa (W2 act(W1 x + b1) + b2)``. Both kinds train
+through the same simulators; their "layers" (the unit a learning rate applies to) come from
+:func:`layers_of`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float
+
+from .tasks import Task
+
+__all__ = [
+    "ShallowNet",
+    "shallow_init",
+    "apply",
+    "end_to_end",
+    "loss",
+    "data_loss",
+    "gradients",
+    "ntk",
+    "ntk_data",
+    "conserved_quantities",
+    "Parametrization",
+    "parametrization",
+    "PARAMETRIZATIONS",
+    "n_layers",
+    "layer_rates",
+]
+
+_ACTIVATIONS = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "linear": lambda z: z,
+    "gelu": jax.nn.gelu,
+    "sigmoid": jax.nn.sigmoid,
+}
+
+
+class ShallowNet(eqx.Module):
+    """One-hidden-layer network ``f(x) = W2 act(W1 x + b1) + b2`` (output scale applied outside).
+
+    **Fields:** `W1` (h, d_in), `b1` (h,) or None, `W2` (d_out, h), `b2` (d_out,) or None,
+    `activation` (static name: relu, tanh, linear, gelu, sigmoid).
+    """
+
+    W1: Float[Array, "h d_in"]
+    b1: Float[Array, " h"] | None
+    W2: Float[Array, "d_out h"]
+    b2: Float[Array, " d_out"] | None
+    activation: str = eqx.field(static=True, default="relu")
+
+    def __check_init__(self):
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {self.activation!r}."
+            )
+        if self.W1.ndim != 2 or self.W2.ndim != 2 or self.W2.shape[1] != self.W1.shape[0]:
+            raise ValueError(
+                f"`W1` (h, d_in) and `W2` (d_out, h) must share h; got {tuple(self.W1.shape)} "
+                f"and {tuple(self.W2.shape)}."
+            )
+        if self.b1 is not None and self.b1.shape != self.W1.shape[:1]:
+            raise ValueError(f"`b1` must have shape ({self.W1.shape[0]},); got {self.b1.shape}.")
+        if self.b2 is not None and self.b2.shape != self.W2.shape[:1]:
+            raise ValueError(f"`b2` must have shape ({self.W2.shape[0]},); got {self.b2.shape}.")
+
+    @property
+    def d_in(self) -> int:
+        return self.W1.shape[1]
+
+    @property
+    def d_out(self) -> int:
+        return self.W2.shape[0]
+
+    def features(self, X: Float[Array, "n d_in"]) -> Float[Array, "n h"]:
+        """Hidden-layer activations ``act(W1 x + b1)`` for rows of ``X``."""
+        z = X @ self.W1.T
+        if self.b1 is not None:
+            z = z + self.b1
+        return _ACTIVATIONS[self.activation](z)
+
+    def __call__(self, X: Float[Array, "n d_in"]) -> Float[Array, "n d_out"]:
+        out = self.features(X) @ self.W2.T
+        return out if self.b2 is None else out + self.b2
+
+
+def shallow_init(
+    key, d_in: int, width: int, d_out: int, *, scales=(1.0, 1.0), activation="relu",
+    bias: bool = True, dtype=None,
+) -> ShallowNet:
+    """Gaussian shallow net: ``W1 ~ N(0, scales[0]^2)``, ``W2 ~ N(0, scales[1]^2)``, zero biases."""
+    dtype = dtype or jnp.asarray(0.0).dtype
+    k1, k2 = jr.split(key)
+    W1 = scales[0] * jr.normal(k1, (width, d_in), dtype)
+    W2 = scales[1] * jr.normal(k2, (d_out, width), dtype)
+    b1 = jnp.zeros((width,), dtype) if bias else None
+    b2 = jnp.zeros((d_out,), dtype) if bias else None
+    return ShallowNet(W1, b1, W2, b2, activation)
+
+
+def n_layers(params) -> int:
+    """Number of layers (units that carry their own learning rate)."""
+    return 2 if isinstance(params, ShallowNet) else len(params)
+
+
+def layer_rates(params, lrs: Float[Array, " L"]):
+    """A PyTree like ``params`` whose leaves are the learning rate of the leaf's layer."""
+    if isinstance(params, ShallowNet):
+        return ShallowNet(
+            lrs[0], None if params.b1 is None else lrs[0],
+            lrs[1], None if params.b2 is None else lrs[1], params.activation,
+        )
+    return tuple(lrs[i] for i in range(len(params)))
+
+
+def _chain(mats, size: int, dtype):
+    """Product ``mats[-1] @ ... @ mats[0]``; the identity of `size` when empty."""
+    out = jnp.eye(size, dtype=dtype)
+    for M in mats:
+        out = M @ out
+    return out
+
+
+def end_to_end(params, output_scale=1.0) -> Float[Array, "d_out d_in"]:
+    """``P = kappa W_L ... W_1`` for deep linear parameters."""
+    return output_scale * _chain(params, params[0].shape[1], params[0].dtype)
+
+
+def apply(params, X: Float[Array, "n d_in"], output_scale=1.0) -> Float[Array, "n d_out"]:
+    """Network outputs for rows of ``X`` (deep linear tuple or ShallowNet)."""
+    if isinstance(params, ShallowNet):
+        return output_scale * params(X)
+    return X @ end_to_end(params, output_scale).T
+
+
+def data_loss(params, X, Y, output_scale=1.0) -> Float[Array, ""]:
+    """Mean over samples of ``1/2 |f(x) - y|^2``."""
+    r = apply(params, X, output_scale) - Y
+    return 0.5 * jnp.mean(jnp.sum(r * r, axis=-1))
+
+
+def loss(params, task: Task, output_scale=1.0) -> Float[Array, ""]:
+    """Full-batch loss: covariance form for deep linear nets, data form for ShallowNet."""
+    if isinstance(params, ShallowNet):
+        if task.X is None:
+            raise ValueError("a ShallowNet needs a task that carries data (`Task.from_data`).")
+        return data_loss(params, task.X, task.Y, output_scale)
+    return task.loss(end_to_end(params, output_scale))
+
+
+def gradients(params, task: Task, output_scale=1.0):
+    """``dL/dW_l`` for every layer (closed form for deep linear nets, autodiff otherwise).
+
+    For the deep linear net, with ``G = dL/dP = Syx' = P Sxx - Syx``:
+    ``dL/dW_l = kappa (W_L..W_{l+1})^T G (W_{l-1}..W_1)^T``.
+    """
+    if isinstance(params, ShallowNet):
+        return jax.grad(loss)(params, task, output_scale)
+    P = end_to_end(params, output_scale)
+    G = P @ task.Sxx - task.Syx
+    dtype, L = params[0].dtype, len(params)
+    out = []
+    for l in range(L):
+        above = _chain(params[l + 1:], params[l].shape[0], dtype)
+        below = _chain(params[:l], params[0].shape[1], dtype)
+        out.append(output_scale * above.T @ G @ below.T)
+    return tuple(out)
+
+
+def _factors(params, output_scale):
+    """``(A_l, B_l)`` with ``A_l = W_L..W_{l+1}`` (d_out, n_l) and ``B_l = W_{l-1}..W_1``."""
+    dtype = params[0].dtype
+    return [
+        (_chain(params[l + 1:], params[l].shape[0], dtype),
+         _chain(params[:l], params[0].shape[1], dtype))
+        for l in range(len(params))
+    ]
+
+
+def ntk(params, task: Task | None = None, output_scale=1.0, lrs=1.0):
+    """Matrix-form NTK of a deep linear net: the operator with ``dP/dt = -Theta[dL/dP]``.
+
+    ``Theta = kappa^2 sum_l eta_l (A_l A_l^T) (x) (B_l^T B_l)`` on row-major ``vec(P)``
+    (shape (d_out d_in, d_out d_in)), ``A_l = W_L..W_{l+1}``, ``B_l = W_{l-1}..W_1``.
+    For the width-d one-dimensional model this is ``kappa^2 (eta_u |w|^2 + eta_w |u|^2)``.
+    `task` is accepted for symmetry with the data NTK and is not needed.
+    """
+    del task
+    lrs = jnp.broadcast_to(jnp.asarray(lrs, params[0].dtype), (len(params),))
+    terms = [
+        lrs[l] * jnp.kron(A @ A.T, B.T @ B) for l, (A, B) in enumerate(_factors(params, output_scale))
+    ]
+    return output_scale**2 * sum(terms)
+
+
+def ntk_data(params, X, X2=None, output_scale=1.0, lrs=1.0):
+    """Empirical NTK on inputs, shape (n, n2, d_out, d_out):
+    ``K(x, x')_{oo'} = sum_l eta_l d f_o(x)/d theta_l . d f_o'(x')/d theta_l``.
+
+    Deep linear nets use the closed form ``kappa^2 sum_l eta_l (A_l A_l^T) (x^T B_l^T B_l x')``;
+    ShallowNet uses autodiff Jacobians.
+    """
+    X2 = X if X2 is None else X2
+    L = n_layers(params)
+    dtype = X.dtype
+    lrs = jnp.broadcast_to(jnp.asarray(lrs, dtype), (L,))
+    if not isinstance(params, ShallowNet):
+        out = 0.0
+        for l, (A, B) in enumerate(_factors(params, output_scale)):
+            gram = (X @ B.T) @ (X2 @ B.T).T
+            out = out + lrs[l] * gram[:, :, None, None] * (A @ A.T)[None, None]
+        return output_scale**2 * out
+    rates = layer_rates(params, lrs)
+    J1 = jax.jacrev(lambda p: apply(p, X, output_scale))(params)
+    J2 = jax.jacrev(lambda p: apply(p, X2, output_scale))(params)
+
+    def contract(j1, j2, r):
+        if j1 is None:
+            return 0.0
+        j1 = j1.reshape(j1.shape[0], j1.shape[1], -1)
+        j2 = j2.reshape(j2.shape[0], j2.shape[1], -1)
+        return r * jnp.einsum("aop,bqp->aboq", j1, j2)
+
+    parts = jax.tree_util.tree_map(contract, J1, J2, rates, is_leaf=lambda x: x is None)
+    return sum(jax.tree_util.tree_leaves(parts))
+
+
+def conserved_quantities(params, lrs=1.0) -> tuple:
+    """``C_l = eta_l W_{l+1}^T W_{l+1} - eta_{l+1} W_l W_l^T`` for l = 1..L-1, each (n_l, n_l).
+
+    Exactly conserved by gradient flow ``dW_l/dt = -eta_l dL/dW_l`` for any loss of the
+    end-to-end map (Arora et al. 2018; Du et al. 2018; Kunin et al. 2024).
+    """
+    lrs = jnp.broadcast_to(jnp.asarray(lrs, params[0].dtype), (len(params),))
+    return tuple(
+        lrs[l] * params[l + 1].T @ params[l + 1] - lrs[l + 1] * params[l] @ params[l].T
+        for l in range(len(params) - 1)
+    )
+
+
+class Parametrization(NamedTuple):
+    """A two-layer parametrisation at a given width: output scale, init stds, layer rates.
+
+    Layer order is (first layer w, readout u), matching ``params = (W1, W2)``.
+    """
+
+    output_scale: float
+    init_scales: tuple[float, float]
+    lrs: tuple[float, float]
+
+
+# Exponents (a_w, a_u, b_w, b_u, c): sigma_w^2 = d^-a_w, sigma_u^2 = d^-a_u,
+# eta_w = eta d^b_w, eta_u = eta d^b_u, kappa = d^-c  (reference/exact_solutions.md Sec. 2.7).
+PARAMETRIZATIONS = {
+    "ntk": (0.0, 0.0, 0.0, 0.0, 0.5),
+    "mean_field": (0.0, 0.0, 1.0, 1.0, 1.0),
+    "standard": (0.0, 1.0, -1.0, -1.0, 0.0),
+    "mup": (0.0, 2.0, 1.0, -1.0, 0.0),
+    "small_init": (2.0, 2.0, 0.0, 0.0, 0.0),
+}
+
+
+def parametrization(name: str, width: int, *, lr: float = 1.0) -> Parametrization:
+    """Preset (output scale, init scales, rates) of a two-layer net of hidden `width`.
+
+    ``ntk``: kappa = d^-1/2, eta = 1, sigma = 1. ``mean_field``: kappa = 1/d, eta = d, sigma = 1.
+    ``standard``: kappa = 1, eta = 1/d, sigma_u^2 = 1/d, sigma_w = 1. ``mup`` (SGD muP, Yang & Hu
+    2021): sigma_w = 1, sigma_u = 1/d, eta_w = d, eta_u = 1/d. ``small_init``: sigma = 1/d.
+    Their width exponent of the richness ratio (``exact.width_exponent``) is -1/2, 0, -1, 0, +1.
+    """
+    if name not in PARAMETRIZATIONS:
+        raise ValueError(f"`name` must be one of {sorted(PARAMETRIZATIONS)}; got {name!r}.")
+    if width < 1:
+        raise ValueError(f"`width` must be a positive integer; got {width}.")
+    a_w, a_u, b_w, b_u, c = PARAMETRIZATIONS[name]
+    d = float(width)
+    return Parametrization(
+        output_scale=d**-c,
+        init_scales=(d ** (-a_w / 2), d ** (-a_u / 2)),
+        lrs=(lr * d**b_w, lr * d**b_u),
+    )

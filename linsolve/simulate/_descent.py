@@ -1,0 +1,166 @@
+"""Gradient descent, minibatch SGD and optax optimisers with layer-wise rates, under ``lax.scan``."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import optax
+
+from .._misc import as_scalar
+from ..models import data_loss, layer_rates, loss
+from ..tasks import Task
+from ._common import Trajectory, prepare
+
+__all__ = ["gradient_descent", "OPTIMIZERS"]
+
+# Named optimisers with unit learning rate: the layer-wise `lrs` scale their updates. Built once,
+# so that naming one again reuses the compiled program.
+OPTIMIZERS = {
+    "sgd": optax.sgd(1.0),
+    "momentum": optax.sgd(1.0, momentum=0.9),
+    "nesterov": optax.sgd(1.0, momentum=0.9, nesterov=True),
+    "adam": optax.adam(1.0),
+    "rmsprop": optax.rmsprop(1.0),
+}
+
+
+def _all_finite(tree):
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
+    return jnp.all(jnp.stack(leaves))
+
+
+def _tree_where(pred, a, b):
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(pred, x, y), a, b)
+
+
+@eqx.filter_jit
+def _descend(params0, task, lrs, kappa, key, factor, n_records, record_every, opt, batch_size,
+             observe):
+    rates = layer_rates(params0, lrs)
+    dtype = lrs.dtype
+
+    def step_loss(p, k):
+        if batch_size is None:
+            return loss(p, task, kappa)
+        idx = jr.choice(k, task.X.shape[0], (batch_size,), replace=False)
+        return data_loss(p, task.X[idx], task.Y[idx], kappa)
+
+    loss0 = loss(params0, task, kappa)
+    threshold = factor * (jnp.abs(loss0) + 1)
+    opt_state0 = opt.init(params0) if opt is not None else ()
+
+    def step(carry, _):
+        params, opt_state, key, diverged, div_step, k = carry
+        key, sub = jr.split(key)
+        value, grads = jax.value_and_grad(step_loss)(params, sub)
+        if opt is None:
+            updates, new_state = jax.tree_util.tree_map(lambda g, r: -r * g, grads, rates), ()
+        else:
+            updates, new_state = opt.update(grads, opt_state, params)
+            updates = jax.tree_util.tree_map(lambda u, r: r * u, updates, rates)
+        new_params = optax.apply_updates(params, updates)
+        bad = ~jnp.isfinite(value) | (value > threshold) | ~_all_finite(new_params)
+        now = diverged | bad
+        params = _tree_where(now, params, new_params)
+        opt_state = _tree_where(now, opt_state, new_state)
+        div_step = jnp.where(bad & ~diverged, k, div_step)
+        return (params, opt_state, key, now, div_step, k + 1), None
+
+    def record(carry):
+        params, diverged = carry[0], carry[3]
+        value = jnp.where(diverged, jnp.inf, loss(params, task, kappa))
+        obs = {} if observe is None else observe(params)
+        return params, value, obs
+
+    def chunk(carry, _):
+        carry, _ = jax.lax.scan(step, carry, None, length=record_every)
+        return carry, record(carry)
+
+    carry0 = (params0, opt_state0, key, jnp.zeros((), bool), jnp.full((), -1), jnp.zeros((), int))
+    carry, (params, losses, obs) = jax.lax.scan(chunk, carry0, None, length=n_records)
+    first = record(carry0)
+    stack = lambda a, b: jnp.concatenate([a[None], b])
+    params = jax.tree_util.tree_map(stack, first[0], params)
+    losses = stack(first[1], losses)
+    obs = jax.tree_util.tree_map(stack, first[2], obs)
+    ts = (jnp.arange(n_records + 1) * record_every).astype(dtype)
+    diverged, div_step = carry[3], carry[4]
+    diverged_at = jnp.where(diverged, div_step.astype(dtype), jnp.inf)
+    stats = {"steps": jnp.asarray(n_records * record_every), "diverged_step": div_step}
+    return Trajectory(ts, params, losses, diverged, diverged_at, obs, kappa, stats)
+
+
+def gradient_descent(
+    params0,
+    task: Task,
+    *,
+    lrs,
+    steps: int,
+    record_every: int = 1,
+    output_scale=1.0,
+    optimizer=None,
+    batch_size: int | None = None,
+    key=None,
+    observe=None,
+    divergence_factor=1e8,
+) -> Trajectory:
+    """Discrete training: ``W_l <- W_l - lr_l dL/dW_l`` (or an optax optimiser) for `steps` steps.
+
+    This is the forward-Euler discretisation of gradient flow with unit time step, so after ``k``
+    steps the time is ``t = k`` and ``eta_l = lr_l``. Steps run under ``lax.scan`` in chunks of
+    `record_every`; the parameters and the full-batch loss are recorded at ``t = 0, record_every,
+    ..., steps``.
+
+    **Arguments:**
+    - `params0`: tuple ``(W1, ..., WL)`` or a ShallowNet.
+    - `task`: the :class:`~linsolve.Task`; full batch uses its covariance form (deep linear) or
+      its data (ShallowNet).
+    - `lrs`: per-layer learning rates (scalar or (L,)), > 0, traced: new values do not recompile.
+    - `steps`, `record_every`: number of steps (a multiple of `record_every`) and record spacing.
+    - `output_scale`: kappa > 0.
+    - `optimizer`: None (plain GD), a name in :data:`OPTIMIZERS`, or an optax
+      ``GradientTransformation`` built with learning rate 1; its updates are scaled by `lrs`
+      per layer (reuse one object across calls to reuse the compiled program).
+    - `batch_size`, `key`: minibatch SGD on the task's data (without replacement within a step).
+    - `observe`: optional ``params -> dict of arrays``, recorded with the loss.
+    - `divergence_factor`: the run is declared diverged when the loss is non-finite or exceeds
+      ``divergence_factor * (L(0) + 1)``; parameters then freeze at the last good step and the
+      recorded loss is ``inf``; ``diverged_at`` is the step at which it happened.
+
+    **Returns:** a :class:`Trajectory`. Works under ``jax.vmap`` over ``params0``, ``lrs``,
+    ``output_scale`` and ``key`` with one compilation.
+    """
+    params0, task, lrs, kappa, dtype = prepare(params0, task, lrs, output_scale)
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"`steps` must be a non-negative integer; got {steps!r}.")
+    if int(record_every) != record_every or record_every < 1:
+        raise ValueError(f"`record_every` must be a positive integer; got {record_every!r}.")
+    if steps % record_every:
+        raise ValueError(
+            f"`steps` must be a multiple of `record_every`; got steps={steps}, "
+            f"record_every={record_every}."
+        )
+    if isinstance(optimizer, str):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)}; got {optimizer!r}.")
+        optimizer = OPTIMIZERS[optimizer]
+    elif optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(
+            f"`optimizer` must be None, a name or an optax GradientTransformation; "
+            f"got {type(optimizer).__name__}."
+        )
+    if batch_size is not None:
+        if task.X is None:
+            raise ValueError("`batch_size` needs a task that carries data (`Task.from_data`).")
+        if not 1 <= batch_size <= task.X.shape[0]:
+            raise ValueError(
+                f"`batch_size` must be in [1, n={task.X.shape[0]}]; got {batch_size}."
+            )
+        if key is None:
+            raise ValueError("`key` is required for minibatch SGD (`batch_size` is set).")
+    key = jr.PRNGKey(0) if key is None else key
+    factor = as_scalar("divergence_factor", divergence_factor, dtype)
+    return _descend(params0, task, lrs, kappa, key, factor, int(steps) // int(record_every),
+                    int(record_every), optimizer, batch_size, observe)
