@@ -2,10 +2,10 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import exact as exact
 from . import init as init
 from . import models as models
 from . import simulate as simulate
-from . import exact as exact
 from . import tasks as tasks
 from .tasks import Task as Task
 

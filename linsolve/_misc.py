@@ -49,7 +49,9 @@ def as_float(x, name: str, dtype=None, *, ndim: int | None = None):
 def check_finite(name: str, x) -> None:
     if is_concrete(x) and not bool(np.all(np.isfinite(np.asarray(x)))):
         bad = int(np.size(x) - np.sum(np.isfinite(np.asarray(x))))
-        raise ValueError(f"`{name}` must be finite; got {bad} non-finite entr{'y' if bad == 1 else 'ies'}.")
+        raise ValueError(
+            f"`{name}` must be finite; got {bad} non-finite entr{'y' if bad == 1 else 'ies'}."
+        )
 
 
 def check_positive(name: str, x, *, strict: bool = True) -> None:
@@ -68,8 +70,9 @@ def per_layer(name: str, value, n_layers: int, dtype, *, strict: bool = True):
 
     The result stays a traced array under jit, so sweeping it never recompiles.
     """
-    arr = jnp.asarray(value if not isinstance(value, Sequence) else jnp.stack(
-        [jnp.asarray(v) for v in value]))
+    arr = jnp.asarray(
+        value if not isinstance(value, Sequence) else jnp.stack([jnp.asarray(v) for v in value])
+    )
     arr = arr.astype(dtype)
     if arr.ndim == 0:
         arr = jnp.broadcast_to(arr, (n_layers,))

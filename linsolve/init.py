@@ -19,7 +19,9 @@ __all__ = ["random", "balanced", "aligned", "decoupled", "lambda_balanced"]
 
 def _check_sizes(sizes) -> tuple[int, ...]:
     if not isinstance(sizes, Sequence) or len(sizes) < 2:
-        raise ValueError(f"`sizes` must be a sequence (d_in, ..., d_out) of >= 2 ints; got {sizes!r}.")
+        raise ValueError(
+            f"`sizes` must be a sequence (d_in, ..., d_out) of >= 2 ints; got {sizes!r}."
+        )
     if any(int(n) != n or n < 1 for n in sizes):
         raise ValueError(f"`sizes` must be positive integers; got {tuple(sizes)}.")
     return tuple(int(n) for n in sizes)
@@ -32,9 +34,7 @@ def random(key, sizes, scales, *, dtype=None) -> tuple:
     L = len(sizes) - 1
     scales = per_layer("scales", scales, L, dtype, strict=False)
     keys = jr.split(key, L)
-    return tuple(
-        scales[l] * jr.normal(keys[l], (sizes[l + 1], sizes[l]), dtype) for l in range(L)
-    )
+    return tuple(scales[l] * jr.normal(keys[l], (sizes[l + 1], sizes[l]), dtype) for l in range(L))
 
 
 def decoupled(U, strengths, V, sizes, *, key=None) -> tuple:
@@ -119,7 +119,9 @@ def lambda_balanced(key, sizes, lam, scale, *, dtype=None) -> tuple:
     """
     sizes = _check_sizes(sizes)
     if len(sizes) != 3:
-        raise ValueError(f"lambda-balanced init is for two layers: sizes=(d_in, hidden, d_out); got {sizes}.")
+        raise ValueError(
+            f"lambda-balanced init is for two layers: sizes=(d_in, hidden, d_out); got {sizes}."
+        )
     dtype = dtype or default_float()
     lam = float(lam)
     check_positive("scale", scale, strict=False)

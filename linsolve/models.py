@@ -64,23 +64,23 @@ class ShallowNet(eqx.Module):
             raise ValueError(
                 f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {self.activation!r}."
             )
-        if self.W1.ndim != 2 or self.W2.ndim != 2 or self.W2.shape[1] != self.W1.shape[0]:
+        if self.W1.ndim < 2 or self.W2.ndim < 2 or self.W2.shape[-1] != self.W1.shape[-2]:
             raise ValueError(
                 f"`W1` (h, d_in) and `W2` (d_out, h) must share h; got {tuple(self.W1.shape)} "
                 f"and {tuple(self.W2.shape)}."
             )
-        if self.b1 is not None and self.b1.shape != self.W1.shape[:1]:
-            raise ValueError(f"`b1` must have shape ({self.W1.shape[0]},); got {self.b1.shape}.")
-        if self.b2 is not None and self.b2.shape != self.W2.shape[:1]:
-            raise ValueError(f"`b2` must have shape ({self.W2.shape[0]},); got {self.b2.shape}.")
+        if self.b1 is not None and self.b1.shape[-1:] != self.W1.shape[-2:-1]:
+            raise ValueError(f"`b1` must have shape ({self.W1.shape[-2]},); got {self.b1.shape}.")
+        if self.b2 is not None and self.b2.shape[-1:] != self.W2.shape[-2:-1]:
+            raise ValueError(f"`b2` must have shape ({self.W2.shape[-2]},); got {self.b2.shape}.")
 
     @property
     def d_in(self) -> int:
-        return self.W1.shape[1]
+        return self.W1.shape[-1]
 
     @property
     def d_out(self) -> int:
-        return self.W2.shape[0]
+        return self.W2.shape[-2]
 
     def features(self, X: Float[Array, "n d_in"]) -> Float[Array, "n h"]:
         """Hidden-layer activations ``act(W1 x + b1)`` for rows of ``X``."""
@@ -95,8 +95,15 @@ class ShallowNet(eqx.Module):
 
 
 def shallow_init(
-    key, d_in: int, width: int, d_out: int, *, scales=(1.0, 1.0), activation="relu",
-    bias: bool = True, dtype=None,
+    key,
+    d_in: int,
+    width: int,
+    d_out: int,
+    *,
+    scales=(1.0, 1.0),
+    activation="relu",
+    bias: bool = True,
+    dtype=None,
 ) -> ShallowNet:
     """Gaussian shallow net: ``W1 ~ N(0, scales[0]^2)``, ``W2 ~ N(0, scales[1]^2)``, zero biases."""
     dtype = dtype or jnp.asarray(0.0).dtype
@@ -116,9 +123,13 @@ def n_layers(params) -> int:
 def layer_rates(params, lrs: Float[Array, " L"]):
     """A PyTree like ``params`` whose leaves are the learning rate of the leaf's layer."""
     if isinstance(params, ShallowNet):
+        fill = lambda x, r: None if x is None else jnp.full_like(x, r)
         return ShallowNet(
-            lrs[0], None if params.b1 is None else lrs[0],
-            lrs[1], None if params.b2 is None else lrs[1], params.activation,
+            fill(params.W1, lrs[0]),
+            fill(params.b1, lrs[0]),
+            fill(params.W2, lrs[1]),
+            fill(params.b2, lrs[1]),
+            params.activation,
         )
     return tuple(lrs[i] for i in range(len(params)))
 
@@ -171,7 +182,7 @@ def gradients(params, task: Task, output_scale=1.0):
     dtype, L = params[0].dtype, len(params)
     out = []
     for l in range(L):
-        above = _chain(params[l + 1:], params[l].shape[0], dtype)
+        above = _chain(params[l + 1 :], params[l].shape[0], dtype)
         below = _chain(params[:l], params[0].shape[1], dtype)
         out.append(output_scale * above.T @ G @ below.T)
     return tuple(out)
@@ -181,8 +192,10 @@ def _factors(params, output_scale):
     """``(A_l, B_l)`` with ``A_l = W_L..W_{l+1}`` (d_out, n_l) and ``B_l = W_{l-1}..W_1``."""
     dtype = params[0].dtype
     return [
-        (_chain(params[l + 1:], params[l].shape[0], dtype),
-         _chain(params[:l], params[0].shape[1], dtype))
+        (
+            _chain(params[l + 1 :], params[l].shape[0], dtype),
+            _chain(params[:l], params[0].shape[1], dtype),
+        )
         for l in range(len(params))
     ]
 
@@ -198,7 +211,8 @@ def ntk(params, task: Task | None = None, output_scale=1.0, lrs=1.0):
     del task
     lrs = jnp.broadcast_to(jnp.asarray(lrs, params[0].dtype), (len(params),))
     terms = [
-        lrs[l] * jnp.kron(A @ A.T, B.T @ B) for l, (A, B) in enumerate(_factors(params, output_scale))
+        lrs[l] * jnp.kron(A @ A.T, B.T @ B)
+        for l, (A, B) in enumerate(_factors(params, output_scale))
     ]
     return output_scale**2 * sum(terms)
 
@@ -227,9 +241,9 @@ def ntk_data(params, X, X2=None, output_scale=1.0, lrs=1.0):
     def contract(j1, j2, r):
         if j1 is None:
             return 0.0
-        j1 = j1.reshape(j1.shape[0], j1.shape[1], -1)
+        j1 = (j1 * r).reshape(j1.shape[0], j1.shape[1], -1)
         j2 = j2.reshape(j2.shape[0], j2.shape[1], -1)
-        return r * jnp.einsum("aop,bqp->aboq", j1, j2)
+        return jnp.einsum("aop,bqp->aboq", j1, j2)
 
     parts = jax.tree_util.tree_map(contract, J1, J2, rates, is_leaf=lambda x: x is None)
     return sum(jax.tree_util.tree_leaves(parts))

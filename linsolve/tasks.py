@@ -66,9 +66,7 @@ class Task(eqx.Module):
         if Y.ndim == 1:
             Y = Y[:, None]
         if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"`Y` must have shape (n={X.shape[0]}, d_out); got {tuple(Y.shape)}."
-            )
+            raise ValueError(f"`Y` must have shape (n={X.shape[0]}, d_out); got {tuple(Y.shape)}.")
         n = X.shape[0]
         if labels is not None:
             labels = jnp.asarray(labels)

@@ -119,9 +119,7 @@ def _solve(t, F0, s, k, A, B):
     return F, rap, jnp.isinf(t)
 
 
-def mode(
-    t: Float[ArrayLike, "*times"], *, F0, s, k, A, B
-) -> Float[Array, "*times"]:
+def mode(t: Float[ArrayLike, "*times"], *, F0, s, k, A, B) -> Float[Array, "*times"]:
     r"""Solution ``F(t)`` of ``dF/dt = -k (F - s) sqrt(B^2 + A^2 F^2)`` with ``F(0) = F0``.
 
     All signs of ``F0`` and ``s`` (including F crossing zero, ``|F0| > |s|``, ``s = 0``), ``B = 0``
@@ -161,7 +159,7 @@ def mode_rapidity(t, *, F0, s, k, A, B) -> Float[Array, "*times"]:
     return jnp.where(at_inf, lim, rap)
 
 
-def mode_time(F0, F1, *, s, k, A, B) -> Float[Array, "..."]:
+def mode_time(F0, F1, *, s, k, A, B) -> Float[Array, ...]:
     """Exact time for the mode to go from ``F0`` to ``F1``.
 
     ``t = ln(D(F0)/D(F1)) / (k G(s))`` for B > 0 (Sec. 1); for B = 0 the logistic time

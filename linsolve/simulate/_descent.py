@@ -36,8 +36,9 @@ def _tree_where(pred, a, b):
 
 
 @eqx.filter_jit
-def _descend(params0, task, lrs, kappa, key, factor, n_records, record_every, opt, batch_size,
-             observe):
+def _descend(
+    params0, task, lrs, kappa, key, factor, n_records, record_every, opt, batch_size, observe
+):
     rates = layer_rates(params0, lrs)
     dtype = lrs.dtype
 
@@ -155,12 +156,21 @@ def gradient_descent(
         if task.X is None:
             raise ValueError("`batch_size` needs a task that carries data (`Task.from_data`).")
         if not 1 <= batch_size <= task.X.shape[0]:
-            raise ValueError(
-                f"`batch_size` must be in [1, n={task.X.shape[0]}]; got {batch_size}."
-            )
+            raise ValueError(f"`batch_size` must be in [1, n={task.X.shape[0]}]; got {batch_size}.")
         if key is None:
             raise ValueError("`key` is required for minibatch SGD (`batch_size` is set).")
     key = jr.PRNGKey(0) if key is None else key
     factor = as_scalar("divergence_factor", divergence_factor, dtype)
-    return _descend(params0, task, lrs, kappa, key, factor, int(steps) // int(record_every),
-                    int(record_every), optimizer, batch_size, observe)
+    return _descend(
+        params0,
+        task,
+        lrs,
+        kappa,
+        key,
+        factor,
+        int(steps) // int(record_every),
+        int(record_every),
+        optimizer,
+        batch_size,
+        observe,
+    )

@@ -6,7 +6,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import ArrayLike, Float
 
 from .._misc import as_float
 from ..models import gradients, layer_rates, loss
@@ -43,13 +43,19 @@ def _solve(params0, task, ts, lrs, kappa, rtol, atol, max_steps, solver, observe
     params = sol.ys
     losses = jax.vmap(lambda p: loss(p, task, kappa))(params)
     finite = jax.vmap(
-        lambda p: jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(p)]))
+        lambda p: jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(p)])
+        )
     )(params)
+    # Saves the solver did not reach (after a failure) come back non-finite.
     ok = finite & jnp.isfinite(losses)
-    ok = ok & (sol.result == diffrax.RESULTS.successful)
     params, losses, diverged, diverged_at = freeze_after_failure(ts, params, losses, ok)
+    diverged = diverged | (sol.result != diffrax.RESULTS.successful)
     observables = {} if observe is None else jax.vmap(observe)(params)
-    stats = {"num_steps": sol.stats["num_steps"], "num_rejected_steps": sol.stats["num_rejected_steps"]}
+    stats = {
+        "num_steps": sol.stats["num_steps"],
+        "num_rejected_steps": sol.stats["num_rejected_steps"],
+    }
     return Trajectory(ts, params, losses, diverged, diverged_at, observables, kappa, stats)
 
 

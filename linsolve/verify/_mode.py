@@ -1,0 +1,71 @@
+"""Theorem check of the master mode ``dF/dt = -k (F - s) sqrt(B^2 + A^2 F^2)``.
+
+Parameter-space realisation: the width-1 network ``F = kappa u w`` with loss ``1/2 m2 (F - s)^2`` and
+rates ``eta_u``, ``eta_w`` obeys the mode with ``k = kappa^2 m2``, ``A = 2 sqrt(eta_u eta_w)/kappa`` and
+``B = |eta_w u^2 - eta_u w^2|`` (reference Sec. 1 and 2). Each draw picks (F0, s, k, A, B), builds
+``u0, w0`` with ``u0 w0 = F0/kappa`` and the required imbalance, and integrates the 2-parameter ODE.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .. import simulate, tasks
+from ..exact._mode import mode, mode_time
+from ._core import Check, max_abs, rel_error
+
+
+def _draws(key, draws: int):
+    rng = np.random.default_rng(np.asarray(jr.key_data(key) if hasattr(jr, "key_data") else key))
+    cases = []
+    for i in range(draws):
+        s = float(rng.choice([-1, 1]) * rng.uniform(0.5, 3.0)) if i % 7 else 0.0
+        F0 = float(rng.choice([-1, 1]) * rng.choice([1e-3, 0.1, 1.0, 5.0]) * rng.uniform(0.5, 1.5))
+        B = float(rng.choice([0.0, 1e-3, 0.3, 1.0, 10.0]) * rng.uniform(0.5, 2.0))
+        cases.append((F0, s, float(rng.uniform(0.5, 2.0)), float(rng.uniform(0.5, 3.0)), B))
+    cases += [(1e-3, 2.0, 1.0, 2.0, 0.0), (-0.5, 1.0, 1.0, 2.0, 0.2), (4.0, 1.0, 1.0, 2.0, 0.5)]
+    return cases
+
+
+def _realise(F0, s, k, A, B, sign):
+    """Width-1 net (kappa = 1, m2 = k, eta_u = eta_w = A/2) with the mode's (F0, B)."""
+    eta = A / 2
+    c = sign * B / eta  # u^2 - w^2
+    u2 = (c + np.sqrt(c * c + 4 * F0 * F0)) / 2
+    u0 = np.sqrt(u2)
+    w0 = F0 / u0 if u0 > 0 else np.sqrt(max(-c, 0.0))
+    params0 = (jnp.array([[w0]]), jnp.array([[u0]]))
+    return params0, tasks.scalar(s=s, m2=k), eta
+
+
+def check(key, draws: int = 20) -> Check:
+    cases = _draws(key, draws)
+    rel, drift, limits = 0.0, 0.0, 0.0
+    for i, (F0, s, k, A, B) in enumerate(cases):
+        params0, task, eta = _realise(F0, s, k, A, B, 1 if i % 2 else -1)
+        rate = k * (B + A * abs(s)) + k * A * abs(F0)
+        T = min(25.0 / max(rate, 1e-3), 400.0)
+        ts = jnp.linspace(0.0, T, 64)
+        traj = simulate.gradient_flow(params0, task, ts, lrs=eta)
+        F_sim = traj.product()[:, 0, 0]
+        F = mode(ts, F0=F0, s=s, k=k, A=A, B=B)
+        rel = max(rel, rel_error(F, F_sim))
+        # Invariant: the imbalance B = |eta (u^2 - w^2)| along the simulation (checks the map).
+        imb = eta * (traj.params[1][:, 0, 0] ** 2 - traj.params[0][:, 0, 0] ** 2)
+        drift = max(drift, abs(float(jnp.max(jnp.abs(imb))) - B) / max(B, 1.0))
+        F_inf = s if (B > 0 or F0 * s > 0) else 0.0
+        limits = max(
+            limits,
+            max_abs(
+                (mode(0.0, F0=F0, s=s, k=k, A=A, B=B), F0),
+                (mode(jnp.inf, F0=F0, s=s, k=k, A=A, B=B), F_inf),
+            ),
+        )
+        # mode_time inverts mode on the transition (where the inversion is well conditioned).
+        j = int(jnp.argmax(jnp.abs(F - F0) > 0.3 * abs(F_inf - F0)))
+        if j > 0 and abs(float(F[j]) - F_inf) > 1e-3 * max(abs(F_inf), 1e-3):
+            t_back = mode_time(F0, F[j], s=s, k=k, A=A, B=B)
+            limits = max(limits, abs(float(t_back) - float(ts[j])) / float(ts[j]))
+    return Check("mode", len(cases), rel, drift, limits, 1e-8)
