@@ -1,0 +1,135 @@
+"""`SweepResult`: named axes and output arrays with the grid's axes first; portable `.npz` storage."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ._grid import Grid
+
+__all__ = ["SweepResult"]
+
+
+class SweepResult:
+    """Outputs of a sweep: ``result[name]`` has shape ``grid.shape + output shape``.
+
+    **Attributes:** `axes` (dict of 1-D arrays, in grid order), `data` (dict of arrays),
+    `meta` (dict: configuration, versions, dtype, device, ...).
+    """
+
+    def __init__(self, axes: dict, data: dict, meta: dict | None = None):
+        self.grid = Grid(**axes)
+        for name, values in data.items():
+            if np.shape(values)[: len(self.grid.shape)] != self.grid.shape:
+                raise ValueError(
+                    f"output `{name}` must start with the grid shape {self.grid.shape}; "
+                    f"got {np.shape(values)}."
+                )
+        self.data = {name: np.asarray(values) for name, values in data.items()}
+        self.meta = dict(meta or {})
+
+    @property
+    def axes(self) -> dict[str, np.ndarray]:
+        return self.grid.axes
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.data:
+            raise KeyError(f"no output {name!r}; outputs are {sorted(self.data)}.")
+        return self.data[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.data
+
+    def keys(self):
+        return self.data.keys()
+
+    def __repr__(self) -> str:
+        return f"SweepResult({self.grid!r}, outputs={sorted(self.data)})"
+
+    def sel(self, method: str = "exact", **selection) -> SweepResult:
+        """Select axis values: exact match, or the nearest value with ``method="nearest"``.
+
+        A scalar drops its axis; a list keeps the axis with the chosen values.
+        """
+        unknown = sorted(set(selection) - set(self.axes))
+        if unknown:
+            raise KeyError(f"unknown axes {unknown}; axes are {list(self.axes)}.")
+        index, axes = [], {}
+        for name, values in self.axes.items():
+            if name not in selection:
+                index.append(slice(None))
+                axes[name] = values
+                continue
+            wanted = selection[name]
+            picks = [self._find(name, values, w, method) for w in np.atleast_1d(wanted)]
+            if np.ndim(wanted) == 0:
+                index.append(picks[0])
+            else:
+                index.append(np.asarray(picks))
+                axes[name] = values[picks]
+        # Index one axis at a time so lists never broadcast against each other.
+        data = {}
+        for k, v in self.data.items():
+            axis = 0
+            for i in index:
+                if isinstance(i, slice):
+                    axis += 1
+                elif np.ndim(i) == 0:
+                    v = np.take(v, i, axis=axis)
+                else:
+                    v = np.take(v, i, axis=axis)
+                    axis += 1
+            data[k] = v
+        if not axes:
+            axes = {"point": np.zeros(1)}
+            data = {k: v[None] for k, v in data.items()}
+        return SweepResult(axes, data, self.meta)
+
+    @staticmethod
+    def _find(name, values, wanted, method) -> int:
+        if method == "nearest":
+            return int(np.argmin(np.abs(values - wanted)))
+        hit = np.nonzero(np.isclose(values, wanted, rtol=1e-12, atol=0))[0]
+        if len(hit) == 0:
+            raise KeyError(f"axis `{name}` has no value {wanted}; values are {values.tolist()}.")
+        return int(hit[0])
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with the grid's axes as coordinates (needs xarray installed)."""
+        try:
+            import xarray as xr
+        except ImportError as error:  # pragma: no cover - optional
+            raise ImportError("`to_xarray` needs xarray: pip install xarray") from error
+        dims = list(self.axes)
+        variables = {}
+        for name, values in self.data.items():
+            extra = [f"{name}_dim{i}" for i in range(values.ndim - len(dims))]
+            variables[name] = (dims + extra, values)
+        return xr.Dataset(variables, coords=self.axes, attrs={"meta": json.dumps(self.meta)})
+
+    def save(self, path: str) -> str:
+        """Write one portable ``.npz`` (no pickle): arrays, axes and JSON metadata. Returns path."""
+        if os.path.isdir(path):
+            path = os.path.join(path, "result.npz")
+        arrays = {f"data/{k}": v for k, v in self.data.items()}
+        arrays.update({f"axis/{k}": v for k, v in self.axes.items()})
+        arrays["__meta__"] = np.asarray(json.dumps({"meta": self.meta, "order": list(self.axes)}))
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> SweepResult:
+        """Read a result written by :meth:`save` (a ``.npz`` file, or a sweep folder)."""
+        if os.path.isdir(path):
+            path = os.path.join(path, "result.npz")
+        if not os.path.exists(path):
+            raise ValueError(f"no sweep result at {path!r}.")
+        with np.load(path, allow_pickle=False) as f:
+            header = json.loads(str(f["__meta__"]))
+            axes = {k: f[f"axis/{k}"] for k in header["order"]}
+            data = {k[5:]: f[k] for k in f.files if k.startswith("data/")}
+        return cls(axes, data, header["meta"])

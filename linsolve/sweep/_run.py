@@ -1,0 +1,227 @@
+"""`run`: evaluate a function at every grid point, vmapped in chunks, resumable, distributable.
+
+Each chunk is one call of ``jit(vmap(fn))`` on a fixed chunk shape (the last chunk is padded by
+repeating its final point and trimmed afterwards), so a whole sweep compiles once per shape and
+dtype: the swept values are traced arrays. With `out`, every finished chunk is written atomically
+to ``out/chunks/chunk_<i>.npz`` (portable `.npz`, no pickle) next to ``out/meta.json``; a rerun skips
+finished chunks, so an interrupted sweep loses at most the chunks in flight.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import platform
+import time
+from concurrent.futures import Executor, as_completed
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from ._grid import Grid
+from ._result import SweepResult
+
+__all__ = ["run"]
+
+_COMPILED: dict = {}
+
+
+def _batched(fn, with_key: bool):
+    """``jit(vmap(fn))`` over a dict of per-point arrays, cached per function object."""
+    cache_key = (fn, with_key)
+    if cache_key not in _COMPILED:
+        if with_key:
+            point_fn = lambda point, key: fn(**point, key=key)
+        else:
+            point_fn = lambda point, key: fn(**point)
+        _COMPILED[cache_key] = jax.jit(jax.vmap(point_fn))
+    return _COMPILED[cache_key]
+
+
+def _evaluate_chunk(fn, points: dict, keys, x64: bool, with_key: bool) -> dict:
+    """Evaluate one (padded) chunk; returns numpy arrays. Runs locally or on an executor worker."""
+    with jax.enable_x64(x64):
+        # Plain numpy in, so the only compilation is the sweep function's own.
+        dtype = np.float64 if x64 else np.float32
+        args = {
+            name: np.asarray(v, dtype)
+            if np.issubdtype(np.asarray(v).dtype, np.floating)
+            else np.asarray(v, np.int64 if x64 else np.int32)
+            for name, v in points.items()
+        }
+        out = _batched(fn, with_key)(args, keys)
+        if not isinstance(out, dict):
+            raise ValueError(f"`fn` must return a dict of arrays; got {type(out).__name__}.")
+        return {name: np.asarray(value) for name, value in out.items()}
+
+
+def _accepts_key(fn) -> bool:
+    try:
+        return "key" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _metadata(grid: Grid, chunk_size: int, config, x64: bool) -> dict:
+    import linsolve
+
+    device = jax.devices()[0]
+    return {
+        "grid": grid.to_dict(),
+        "chunk_size": chunk_size,
+        "n_chunks": math.ceil(grid.size / chunk_size),
+        "dtype": "float64" if x64 else "float32",
+        "config": config,
+        "versions": {
+            "linsolve": linsolve.__version__,
+            "jax": jax.__version__,
+            "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else "",
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _check_resumable(out: str, meta: dict) -> None:
+    path = os.path.join(out, "meta.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        old = json.load(f)
+    for field in ("grid", "chunk_size", "dtype", "config"):
+        if old.get(field) != meta[field]:
+            raise ValueError(
+                f"`out`={out!r} holds a different sweep (its {field!r} differs); resume needs the "
+                f"same grid, chunk_size, dtype and config, or use a new folder."
+            )
+
+
+def _chunk_path(out: str, i: int) -> str:
+    return os.path.join(out, "chunks", f"chunk_{i:06d}.npz")
+
+
+def _save_chunk(out: str, i: int, values: dict) -> None:
+    path = _chunk_path(out, i)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **values)
+    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written chunk
+
+
+def _load_chunk(out: str, i: int) -> dict | None:
+    path = _chunk_path(out, i)
+    if not os.path.exists(path):
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def run(
+    fn,
+    grid: Grid,
+    *,
+    chunk_size: int | None = None,
+    out: str | None = None,
+    executor: Executor | None = None,
+    progress: bool = True,
+    key=None,
+    config: dict | None = None,
+    resume: bool = True,
+) -> SweepResult:
+    """Evaluate ``fn(**point)`` at every point of `grid`; returns a :class:`SweepResult`.
+
+    **Arguments:**
+    - `fn`: takes one scalar per grid axis (by name; plus ``key`` if it has such a parameter)
+      and returns a dict of arrays. It is traced once and vmapped over each chunk.
+    - `grid`: the :class:`Grid`.
+    - `chunk_size`: points per compiled call (default: the whole grid, at most 4096).
+    - `out`: folder for the resumable store (meta.json, chunks/, and result.npz at the end).
+    - `executor`: any ``concurrent.futures.Executor`` (e.g. a Dask ``Client.get_executor()``);
+      chunks are submitted to it and written as they finish. `fn` must then be picklable
+      (cloudpickle-able for Dask).
+    - `progress`: tqdm progress bar over chunks.
+    - `key`: base PRNG key; point ``i`` gets ``fold_in(key, i)`` (independent of chunking).
+    - `config`: JSON-able description stored in the metadata (checked on resume).
+    - `resume`: reuse finished chunks found in `out` (default True).
+
+    **Returns:** outputs with shape ``grid.shape + output shape``.
+    """
+    if not isinstance(grid, Grid):
+        raise ValueError(f"`grid` must be a linsolve.sweep.Grid; got {type(grid).__name__}.")
+    if not callable(fn):
+        raise ValueError(f"`fn` must be callable; got {type(fn).__name__}.")
+    chunk_size = min(grid.size, 4096) if chunk_size is None else int(chunk_size)
+    if chunk_size < 1:
+        raise ValueError(f"`chunk_size` must be a positive integer; got {chunk_size}.")
+    with_key = _accepts_key(fn)
+    if with_key and key is None:
+        key = jr.PRNGKey(0)
+    if key is not None and jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        key = jr.key_data(key)  # raw uint32 keys travel to workers as plain arrays
+    x64 = bool(jax.config.jax_enable_x64)
+    n_chunks = math.ceil(grid.size / chunk_size)
+    meta = _metadata(grid, chunk_size, config, x64)
+    done: dict[int, dict] = {}
+    if out is not None:
+        os.makedirs(os.path.join(out, "chunks"), exist_ok=True)
+        if resume:
+            _check_resumable(out, meta)
+            for i in range(n_chunks):
+                chunk = _load_chunk(out, i)
+                if chunk is not None:
+                    done[i] = chunk
+        with open(os.path.join(out, "meta.json"), "w") as f:
+            json.dump(meta, f, indent=2)
+
+    def chunk_inputs(i):
+        start, stop = i * chunk_size, min((i + 1) * chunk_size, grid.size)
+        idx = np.arange(start, start + chunk_size)
+        idx = np.minimum(idx, stop - 1)  # pad by repeating the last point
+        points = {name: values[idx - start] for name, values in grid.flat(start, stop).items()}
+        keys = np.asarray(grid.keys(key, start, stop))[idx - start] if with_key else None
+        return points, keys, stop - start
+
+    todo = [i for i in range(n_chunks) if i not in done]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_chunks, initial=n_chunks - len(todo), unit="chunk", desc="sweep")
+
+    def finish(i, values, n_real):
+        values = {k: v[:n_real] for k, v in values.items()}
+        if out is not None:
+            _save_chunk(out, i, values)
+        done[i] = values
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if executor is None:
+            for i in todo:
+                points, keys, n_real = chunk_inputs(i)
+                finish(i, _evaluate_chunk(fn, points, keys, x64, with_key), n_real)
+        else:
+            futures = {}
+            for i in todo:
+                points, keys, n_real = chunk_inputs(i)
+                fut = executor.submit(_evaluate_chunk, fn, points, keys, x64, with_key)
+                futures[fut] = (i, n_real)
+            for fut in as_completed(futures):
+                i, n_real = futures[fut]
+                finish(i, fut.result(), n_real)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    names = list(done[0])
+    data = {name: grid.unflatten(np.concatenate([done[i][name] for i in range(n_chunks)])) for name in names}
+    result = SweepResult(grid.axes, data, meta)
+    if out is not None:
+        result.save(os.path.join(out, "result.npz"))
+    return result
