@@ -95,3 +95,18 @@ def test_bad_input():
         mode(-1.0, F0=0.1, s=1.0, k=1.0, A=2.0, B=0.0)
     with pytest.raises(ValueError, match=r"`F0` must be finite"):
         mode(1.0, F0=jnp.nan, s=1.0, k=1.0, A=2.0, B=0.0)
+
+
+def test_extreme_times_keep_values_and_gradients_finite():
+    for B in (0.0, 0.3):
+        f = lambda t: mode(t, F0=0.1, s=2.0, k=1.0, A=2.0, B=B)
+        for t in (1e3, 1e308):
+            assert float(f(t)) == pytest.approx(2.0, rel=1e-14)
+        assert bool(jnp.isfinite(jax.grad(f)(1e3)))
+        g = jax.grad(lambda s: mode(1e3, F0=0.1, s=s, k=1.0, A=2.0, B=B))(2.0)
+        assert bool(jnp.isfinite(g))
+    # Decay toward 0 (B = 0, F0 s < 0) at huge times.
+    assert float(mode(1e308, F0=0.5, s=-1.0, k=1.0, A=2.0, B=0.0)) == 0.0
+    # A concrete time array closed over inside jit.
+    ts = jnp.linspace(0, 1, 3)
+    assert jax.jit(lambda F0: mode(ts, F0=F0, s=1.0, k=1.0, A=2.0, B=0.1))(0.2).shape == (3,)

@@ -1,5 +1,30 @@
-"""Closed-form (exact) solutions of gradient flow for linear and shallow networks."""
+"""Closed-form (exact) solutions of gradient flow for linear and shallow networks.
 
+Every family is checked against high-accuracy integration of the original parameter-space ODE by
+``linsolve verify`` (see ``linsolve.verify``). The math and its sources are in the project's
+reference notes (exact_solutions.md).
+"""
+
+from ._lambda_balanced import LambdaBalancedSolution as LambdaBalancedSolution
+from ._lambda_balanced import lambda_balanced as lambda_balanced
+from ._lambda_balanced import lambda_balanced_mode as lambda_balanced_mode
+from ._linearized import LinearizedSolution as LinearizedSolution
+from ._linearized import linearized as linearized
 from ._mode import mode as mode
 from ._mode import mode_rapidity as mode_rapidity
 from ._mode import mode_time as mode_time
+from ._one_hidden_layer import MECHANISMS as MECHANISMS
+from ._one_hidden_layer import OneHiddenLayer as OneHiddenLayer
+from ._one_hidden_layer import PhaseRatio as PhaseRatio
+from ._one_hidden_layer import Regime as Regime
+from ._one_hidden_layer import one_hidden_layer as one_hidden_layer
+from ._one_hidden_layer import phase_ratio as phase_ratio
+from ._one_hidden_layer import regime as regime
+from ._one_hidden_layer import width_exponent as width_exponent
+from ._saxe import saxe_mode as saxe_mode
+from ._saxe import saxe_product as saxe_product
+from ._saxe import saxe_time as saxe_time
+from ._single_neuron import SingleNeuron as SingleNeuron
+from ._single_neuron import single_neuron as single_neuron
+from ._single_neuron import single_neuron_implicit_bias as single_neuron_implicit_bias
+from ._single_neuron import single_neuron_potential as single_neuron_potential

@@ -30,6 +30,7 @@ through by ``e^x`` for ``x > 0``). F never changes sign; F0 = 0 is a fixed point
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._misc import as_float, check_positive, float_dtype_of, is_concrete
@@ -47,7 +48,7 @@ def _prepare(t, F0, s, k, A, B, *, t_name="t"):
     check_positive("A", args["A"])
     check_positive("B", args["B"], strict=False)
     t = jnp.asarray(t).astype(dtype)
-    if is_concrete(t) and bool(jnp.any(jnp.isnan(t) | (t < 0))):
+    if is_concrete(t) and bool(np.any(np.isnan(np.asarray(t)) | (np.asarray(t) < 0))):
         raise ValueError(f"`{t_name}` must be non-negative (inf allowed); got {t}.")
     return t, args
 
@@ -86,20 +87,28 @@ def _general(t, F0, s, k, A, B):
 
 
 def _logistic(t, F0, s, k, A):
-    """B = 0 branch; returns ``(F, rapidity)`` with rapidity ``sgn(F0) ln(F/F0)``."""
+    """B = 0 branch; returns ``(F, rapidity)`` with rapidity ``sgn(F0) ln(F/F0)``.
+
+    ``|F| = |F0| / (e^{-x} + |F0| (1 - e^{-x}) / s')`` for ``x = kA s' t >= 0`` and
+    ``|F| = |F0| e^x / (1 + |F0| (e^x - 1) / s')`` for ``x < 0`` (``s' = sgn(F0) s``; ``kAt`` for the
+    quotient when ``s' = 0``). Each exponential is clamped to its own side, so the unused half of
+    every ``where`` stays finite and gradients stay clean.
+    """
     sigma = jnp.where(F0 >= 0, 1.0, -1.0).astype(F0.dtype)
     a0, ss = jnp.abs(F0), sigma * s
     x = k * A * ss * t
-    xs = jnp.where(jnp.abs(x) < 1e-300, 1.0, x)
-    h_pos = jnp.where(jnp.abs(x) < 1e-300, 1.0, -jnp.expm1(-xs) / xs)  # (1 - e^-x)/x
-    h_neg = jnp.where(jnp.abs(x) < 1e-300, 1.0, jnp.expm1(xs) / xs)  # (e^x - 1)/x
-    kat = k * A * t
-    a_pos = a0 / (jnp.exp(-jnp.maximum(x, 0)) + a0 * kat * h_pos)
-    a_neg = a0 * jnp.exp(jnp.minimum(x, 0)) / (1 + a0 * kat * h_neg)
+    x_pos, x_neg = jnp.maximum(x, 0.0), jnp.minimum(x, 0.0)
+    ss_safe = jnp.where(ss == 0, 1.0, ss)
+    growth_pos = jnp.where(ss == 0, a0 * k * A * t, a0 * (-jnp.expm1(-x_pos)) / ss_safe)
+    growth_neg = jnp.where(ss == 0, a0 * k * A * t, a0 * jnp.expm1(x_neg) / ss_safe)
+    a_pos = a0 / (jnp.exp(-x_pos) + growth_pos)
+    a_neg = a0 * jnp.exp(x_neg) / (1 + growth_neg)
     a = jnp.where(x >= 0, a_pos, a_neg)
     a = jnp.where(a0 == 0, 0.0, a)
     safe0 = jnp.where(a0 == 0, 1.0, a0)
-    rapidity = jnp.where(a0 == 0, 0.0, sigma * jnp.log(jnp.where(a0 == 0, 1.0, a) / safe0))
+    safe_a = jnp.where((a0 == 0) | (a <= 0), 1.0, a)
+    rapidity = jnp.where(a0 == 0, 0.0, sigma * jnp.log(safe_a / safe0))
+    rapidity = jnp.where((a0 != 0) & (a <= 0), -sigma * jnp.inf, rapidity)
     return sigma * a, rapidity
 
 
@@ -108,8 +117,9 @@ def _solve(t, F0, s, k, A, B):
     t, F0, s, k, A, B = (jnp.broadcast_to(x, shape) for x in (t, F0, s, k, A, B))
     finite_t = jnp.where(jnp.isinf(t), 0.0, t)
     B_safe = jnp.where(B > 0, B, 1.0)
-    Fg, rg = _general(finite_t, F0, s, k, A, B_safe)
-    Fl, rl = _logistic(finite_t, F0, s, k, A)
+    # Each branch sees harmless inputs where it is not selected (clean values and gradients).
+    Fg, rg = _general(jnp.where(B > 0, finite_t, 0.0), F0, s, k, A, B_safe)
+    Fl, rl = _logistic(jnp.where(B > 0, 0.0, finite_t), F0, s, k, A)
     F = jnp.where(B > 0, Fg, Fl)
     rap = jnp.where(B > 0, rg, rl)
     # Exact limits: t = 0 is the initial condition; t = inf the attracting fixed point.

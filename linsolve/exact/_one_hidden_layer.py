@@ -11,8 +11,9 @@ the same hyperbolic rotation (Lorentz boost)
     w(t) = sqrt(eta_w/eta_u) sinh(phi) u0 + cosh(phi) w0,
 
 and ``F`` solves the master mode ``dF/dt = -k (F - s) sqrt(B^2 + A^2 F^2)`` (Sec. 1) with
-``k = kappa^2 m2``, ``A = 2 sqrt(eta_u eta_w) / kappa`` and ``B = ||C||_*`` the nuclear norm of the
-conserved ``C = eta_w u u^T - eta_u w w^T``; ``2 phi = theta(t) - theta(0)`` for ``F = (B/A) sinh theta``.
+``k = kappa^2 m2``, ``A = 2 sqrt(eta_u eta_w) / kappa`` and ``B = ||C||_*`` the nuclear norm of
+the conserved ``C = eta_w u u^T - eta_u w w^T``; ``2 phi = theta(t) - theta(0)`` for
+``F = (B/A) sinh theta``.
 
 **Stable evaluation.** On the light-cone vectors ``a = (p + q)/2`` and ``b = (p - q)/2`` the boost
 is diagonal: ``a(t) = e^{phi} a0``, ``b(t) = e^{-phi} b0``. Their norms follow from ``F`` alone,
@@ -21,9 +22,13 @@ is diagonal: ``a(t) = e^{phi} a0``, ``b(t) = e^{-phi} b0``. Their norms follow f
 
 (one of the two formed as ``B^2 / (G -+ A F)``, without cancellation), so
 ``u = sqrt(eta_u) (|a| a0/|a0| + |b| b0/|b0|)`` and ``w = sqrt(eta_w) (|a| a0/|a0| - |b| b0/|b0|)``
-never form ``cosh phi`` or ``sinh phi``: nothing overflows at any time, ``B = 0`` (where ``phi`` runs
-to infinity while ``u``, ``w`` go to 0) included, and ``t = inf`` is the exact limit. In these
-variables ``B = 4 eta_u eta_w |a0| |b0|`` and ``c1 = 4 eta_u eta_w a0 . b0``, both cancellation-free.
+never form ``cosh phi`` or ``sinh phi``: nothing overflows at any time, ``B = 0`` (where ``phi``
+runs to infinity while ``u``, ``w`` go to 0) included, and ``t = inf`` is the exact limit. In these
+variables ``B = 4 eta_u eta_w |a0| |b0|`` and ``c1 = 4 eta_u eta_w a0 . b0``, both free of
+cancellation. An entry of ``a0`` or ``b0`` that cancels to within 8 ulps of its two terms is set
+to 0, so a balanced parallel start (``sqrt(eta_w) u0 = +-sqrt(eta_u) w0``) has B = 0 exactly, as
+it would in exact arithmetic (XLA's fused multiply-adds would otherwise leave a residue of
+~1e-16 and with it an escape from the saddle after ~ln(1e16)/(k A |s|)).
 
 Reference: Y. Xu & L. Ziyin, "Three Mechanisms of Feature Learning in a Linear Network",
 ICLR 2025 (arXiv 2401.07085); the model is reconstructed from its abstract (reference Sec. 2.2).
@@ -34,11 +39,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from .._misc import as_float, as_scalar, float_dtype_of, is_concrete
-from ._mode import mode, mode_rapidity
+from ._mode import _general as _mode_general
+from ._mode import _logistic as _mode_logistic
 
 __all__ = [
     "MECHANISMS",
@@ -68,7 +76,8 @@ class OneHiddenLayer(eqx.Module):
     - `c1`: (...) ``tr C = eta_w |u|^2 - eta_u |w|^2`` (conserved).
     - `D`: (...) Gram determinant ``|u|^2 |w|^2 - (u.w)^2`` (conserved).
     - `B`: (...) nuclear norm of ``C``, ``sqrt(c1^2 + 4 eta_u eta_w D)`` (conserved).
-    - `phi`: (...) the boost rapidity ``phi(t)`` (``+-inf`` at ``t = inf`` only when B = 0 and F -> 0).
+    - `phi`: (...) the boost rapidity ``phi(t)`` (``+-inf`` at ``t = inf`` only when B = 0 and
+      F -> 0).
     """
 
     u: Float[Array, "*times d"]
@@ -153,7 +162,8 @@ def _gram_det(x, y):
     return jnp.where(nb > 0, nb * jnp.sum(perp * perp), 0.0)
 
 
-def _prepare(u0, w0, s, m2, kappa, eta_u, eta_w, *extra) -> _Init:
+def _validate(u0, w0, s, m2, kappa, eta_u, eta_w, *extra) -> tuple:
+    """Shape and (for concrete input) value checks; returns the inputs as arrays of one dtype."""
     dtype = float_dtype_of(u0, w0, s, m2, kappa, eta_u, eta_w, *extra)
     u0 = as_float(u0, "u0", dtype, ndim=1)
     w0 = as_float(w0, "w0", dtype, ndim=1)
@@ -169,11 +179,18 @@ def _prepare(u0, w0, s, m2, kappa, eta_u, eta_w, *extra) -> _Init:
         as_scalar(name, value, dtype)
         for name, value in (("m2", m2), ("kappa", kappa), ("eta_u", eta_u), ("eta_w", eta_w))
     )
+    return u0, w0, s, m2, kappa, eta_u, eta_w
+
+
+def _invariants(u0, w0, s, m2, kappa, eta_u, eta_w) -> _Init:
     su, sw = jnp.sqrt(eta_u), jnp.sqrt(eta_w)
-    # sqrt(eta_u eta_w) a0 and sqrt(eta_u eta_w) b0: these cancel exactly when
-    # sqrt(eta_w) u0 = +-sqrt(eta_u) w0 (B = 0 is then exactly 0).
-    a = 0.5 * (sw * u0 + su * w0)
-    b = 0.5 * (sw * u0 - su * w0)
+    # sqrt(eta_u eta_w) a0 and sqrt(eta_u eta_w) b0. An entry that cancels to within the rounding
+    # of its own terms is set to 0, so that sqrt(eta_w) u0 = +-sqrt(eta_u) w0 gives B = 0 exactly
+    # (XLA contracts x + y into a fused multiply-add, which leaves a rounding residue otherwise).
+    x, y = sw * u0, su * w0
+    floor = 8 * jnp.finfo(u0.dtype).eps * (jnp.abs(x) + jnp.abs(y))
+    a = jnp.where(jnp.abs(x + y) <= floor, 0.0, 0.5 * (x + y))
+    b = jnp.where(jnp.abs(x - y) <= floor, 0.0, 0.5 * (x - y))
     na, na_safe = _safe_norm(a)
     nb, nb_safe = _safe_norm(b)
     ea, eb = a / na_safe, b / nb_safe
@@ -181,7 +198,8 @@ def _prepare(u0, w0, s, m2, kappa, eta_u, eta_w, *extra) -> _Init:
     A = 2 * su * sw / kappa
     B = 4 * na * nb
     c1 = 4 * jnp.dot(a, b)
-    D = _gram_det(u0, w0)
+    # D = 0 exactly at d = 1 and when B = 0 (then u0 || w0).
+    D = jnp.where(B > 0, _gram_det(u0, w0), 0.0) if u0.shape[-1] > 1 else jnp.zeros_like(B)
     return _Init(u0, w0, s, m2, kappa, eta_u, eta_w, ea, eb, F0, A, B, c1, D)
 
 
@@ -204,11 +222,12 @@ def one_hidden_layer(
         u(t) = cosh(phi) u0 + sqrt(eta_u/eta_w) sinh(phi) w0,
         w(t) = sqrt(eta_w/eta_u) sinh(phi) u0 + cosh(phi) w0,
 
-    with ``2 phi(t) = theta(t) - theta(0)``, ``F = (B/A) sinh theta`` the master mode (``exact.mode``)
-    at ``k = kappa^2 m2``, ``A = 2 sqrt(eta_u eta_w)/kappa``, ``B = ||eta_w u0 u0^T - eta_u w0 w0^T||_*``;
-    evaluated through the boost's light-cone eigenvectors so that nothing overflows (module notes).
-    Valid for every initialisation: F crossing zero, ``|F0| > |s|``, ``s <= 0``, B = 0 (u0 parallel to
-    w0 with ``c1 = 0``; F then never changes sign and goes to 0 when ``F0 s <= 0``), d = 1.
+    with ``2 phi(t) = theta(t) - theta(0)`` (``exact.mode_rapidity``), ``F = (B/A) sinh theta``
+    the master mode (``exact.mode``) at ``k = kappa^2 m2``, ``A = 2 sqrt(eta_u eta_w)/kappa`` and
+    ``B = ||eta_w u0 u0^T - eta_u w0 w0^T||_*``; evaluated through the boost's light-cone
+    eigenvectors so that nothing overflows (module notes). Valid for every initialisation:
+    F crossing zero, ``|F0| > |s|``, ``s <= 0``, B = 0 (u0 parallel to w0 with ``c1 = 0``; F then
+    never changes sign and goes to 0 when ``F0 s <= 0``), d = 1.
 
     **Arguments:**
     - `t`: times >= 0, any shape (``inf`` allowed); the result gains these leading axes.
@@ -216,18 +235,30 @@ def one_hidden_layer(
     - `s`: target ``E[xy]/E[x^2]``; `m2`: ``E[x^2] > 0``; `kappa`: output scale > 0;
       `eta_u`, `eta_w`: layer rates > 0. Scalars (use ``jax.vmap`` to sweep them).
 
-    **Returns:** :class:`OneHiddenLayer` (fields `u`, `w`, `F`, `loss`, `ntk`, `cos`, `c1`, `D`, `B`,
-    `phi`). ``t = 0`` returns ``u0``, ``w0`` exactly; ``t = inf`` the limit point of the boost.
+    **Returns:** :class:`OneHiddenLayer` (fields `u`, `w`, `F`, `loss`, `ntk`, `cos`, `c1`, `D`,
+    `B`, `phi`). ``t = 0`` returns ``u0``, ``w0`` exactly; ``t = inf`` the limit point of the boost.
+    Plain calls validate, then run one jit-compiled kernel (cached per shape and dtype).
+    Gradients are finite at every time, ``t = inf`` included, except at the B = 0 saddle
+    (``F0 s < 0``), where the sensitivity to the unstable direction grows like
+    ``e^{k A |s| t / 2}`` and overflows at late times.
 
     Reference: Xu & Ziyin, ICLR 2025 (arXiv 2401.07085); reference/exact_solutions.md Sec. 2.
     """
-    p = _prepare(u0, w0, s, m2, kappa, eta_u, eta_w, t)
-    dtype = p.u0.dtype
-    t = jnp.asarray(t).astype(dtype)
+    args = _validate(u0, w0, s, m2, kappa, eta_u, eta_w, t)
+    t = jnp.asarray(t).astype(args[0].dtype)
+    if is_concrete(t):
+        tn = np.asarray(t)
+        if np.any(np.isnan(tn) | (tn < 0)):
+            raise ValueError(f"`t` must be non-negative (inf allowed); got {tn}.")
+    return _evolve(t, *args)
+
+
+@jax.jit
+def _evolve(t, *args) -> OneHiddenLayer:
+    p = _invariants(*args)
     k = p.kappa**2 * p.m2
-    kw = dict(F0=p.F0, s=p.s, k=k, A=p.A, B=p.B)
-    F = mode(t, **kw)
-    phi = 0.5 * mode_rapidity(t, **kw)
+    F, rapidity, at_inf = _mode_eval(t, p.F0, p.s, k, p.A, p.B)
+    phi = 0.5 * jnp.where(at_inf, _rapidity_limit(F, p), rapidity)
     AF = p.A * F
     G = jnp.sqrt(p.B * p.B + AF * AF)
     # 4 eta_u eta_w |a|^2 = G + AF and 4 eta_u eta_w |b|^2 = G - AF, the small one as B^2 / (big).
@@ -264,6 +295,46 @@ def one_hidden_layer(
     )
 
 
+def _mode_eval(t, F0, s, k, A, B):
+    """``exact.mode`` and ``exact.mode_rapidity`` in one pass: ``(F, theta - theta0, t == inf)``.
+
+    The same branches as ``exact.mode``, with the times fed to its B = 0 (logistic) branch capped
+    where that branch has converged to machine precision (``k A |s| t <= 0.9 ln(max_float)``, and
+    ``k A t`` far from overflow) and set to 0 where the branch is not used, so that no unused
+    ``expm1`` overflows: the gradient stays finite at every time.
+    """
+    shape = jnp.broadcast_shapes(t.shape, jnp.shape(F0))
+    t, F0, s, k, A, B = (jnp.broadcast_to(x, shape) for x in (t, F0, s, k, A, B))
+    finite_t = jnp.where(jnp.isinf(t), 0.0, t)
+    positive = B > 0
+    Fg, rg = _mode_general(finite_t, F0, s, k, A, jnp.where(positive, B, 1.0))
+    big = jnp.finfo(t.dtype).max
+    kas, rate = k * A * jnp.abs(s), k * A * (jnp.abs(s) + jnp.abs(F0))
+    t_log = jnp.minimum(finite_t, jnp.where(kas > 0, 0.9 * jnp.log(big) / jnp.where(
+        kas > 0, kas, 1.0), jnp.inf))
+    t_log = jnp.minimum(t_log, jnp.where(rate > 0, 1e-8 * big / jnp.where(rate > 0, rate, 1.0),
+                                         jnp.inf))
+    Fl, rl = _mode_logistic(jnp.where(positive, 0.0, t_log), F0, s, k, A)
+    F = jnp.where(positive, Fg, Fl)
+    rapidity = jnp.where(positive, rg, rl)
+    F_inf = jnp.where(positive | (F0 * s > 0), s, 0.0)
+    F = jnp.where(t == 0, F0, jnp.where(jnp.isinf(t), F_inf, F))
+    rapidity = jnp.where(t == 0, 0.0, rapidity)
+    return F, rapidity, jnp.isinf(t)
+
+
+def _rapidity_limit(F, p: _Init):
+    """``theta(inf) - theta(0)`` as in ``exact.mode_rapidity`` (``+-inf`` for B = 0, F -> 0)."""
+    B_safe = jnp.where(p.B > 0, p.B, 1.0)
+    sign0 = jnp.where(p.F0 >= 0, 1.0, -1.0)
+    F0_safe = jnp.where(p.F0 == 0, 1.0, p.F0)
+    return jnp.where(
+        p.B > 0,
+        jnp.arcsinh(p.A * F / B_safe) - jnp.arcsinh(p.A * p.F0 / B_safe),
+        jnp.where(p.F0 == 0, 0.0, sign0 * jnp.log(jnp.abs(F / F0_safe))),
+    )
+
+
 def _sqrt0(x):
     """``sqrt(x)`` for ``x >= 0`` with a finite gradient at 0 (where the value is 0)."""
     pos = x > 0
@@ -282,8 +353,9 @@ def _ratios(p: _Init):
 def phase_ratio(u0, w0, *, s, m2=1.0, kappa=1.0, eta_u=1.0, eta_w=1.0) -> PhaseRatio:
     r"""The phase ratios ``r = A|s|/B`` and ``r0 = A|F0|/B`` of the width-d one-dimensional network.
 
-    ``A = 2 sqrt(eta_u eta_w)/kappa``, ``B = ||eta_w u0 u0^T - eta_u w0 w0^T||_*``, ``F0 = kappa u0.w0``.
-    ``r, r0 -> 0`` is the kernel limit (the NTK ``kappa^2 sqrt(B^2 + A^2 F^2)`` stays ~ ``kappa^2 B``);
+    ``A = 2 sqrt(eta_u eta_w)/kappa``, ``B = ||eta_w u0 u0^T - eta_u w0 w0^T||_*`` and
+    ``F0 = kappa u0.w0``. ``r, r0 -> 0`` is the kernel limit (the NTK
+    ``kappa^2 sqrt(B^2 + A^2 F^2)`` stays ~ ``kappa^2 B``);
     ``K(inf)/K(0) = sqrt(1 + r^2)/sqrt(1 + r0^2)``. For random init at width d, ``r ~ d^rho`` with
     ``rho`` from :func:`width_exponent`. ``m2`` does not enter (accepted for a uniform signature).
     When B = 0 the ratios are ``inf`` (0 for a zero numerator).
@@ -293,7 +365,12 @@ def phase_ratio(u0, w0, *, s, m2=1.0, kappa=1.0, eta_u=1.0, eta_w=1.0) -> PhaseR
 
     Reference: reference/exact_solutions.md Sec. 2.5, 2.7 (Xu & Ziyin, ICLR 2025).
     """
-    return PhaseRatio(*_ratios(_prepare(u0, w0, s, m2, kappa, eta_u, eta_w)))
+    return _phase_ratio(*_validate(u0, w0, s, m2, kappa, eta_u, eta_w))
+
+
+@jax.jit
+def _phase_ratio(*args) -> PhaseRatio:
+    return PhaseRatio(*_ratios(_invariants(*args)))
 
 
 def regime(
@@ -304,8 +381,9 @@ def regime(
     Decided from the exact solution's end points, with this precedence:
 
     1. ``"kernel"``: the NTK changes by at most `tol` (relative) along the whole path,
-       ``max_t |K(t)/K(0) - 1| <= tol`` (for ``r, r0 -> 0``; ``K(inf)/K(0) = sqrt(1+r^2)/sqrt(1+r0^2)``,
-       and ``kappa^2 B`` is the floor when F crosses 0). "None of the three mechanisms is present."
+       ``max_t |K(t)/K(0) - 1| <= tol`` (as for ``r, r0 -> 0``;
+       ``K(inf)/K(0) = sqrt(1+r^2)/sqrt(1+r0^2)``, and ``kappa^2 B`` is the floor when F crosses 0).
+       "None of the three mechanisms is present."
     2. ``"rescaling"``: the angle between u and w is frozen near 0 or pi at both ends,
        ``kappa^2 D <= angle_tol * min(F0^2, F_inf^2)`` (always when D = 0, e.g. d = 1 or u0 || w0);
        learning goes through the norms ``eta_w |u|^2, eta_u |w|^2 = (G +- c1)/2`` only.
@@ -330,9 +408,17 @@ def regime(
     """
     if angle_tol is None:
         angle_tol = tol
-    p = _prepare(u0, w0, s, m2, kappa, eta_u, eta_w)
-    tol = as_scalar("tol", tol, p.s.dtype, strict=False)
-    angle_tol = as_scalar("angle_tol", angle_tol, p.s.dtype, strict=False)
+    args = _validate(u0, w0, s, m2, kappa, eta_u, eta_w)
+    tol = as_scalar("tol", tol, args[0].dtype, strict=False)
+    angle_tol = as_scalar("angle_tol", angle_tol, args[0].dtype, strict=False)
+    info = _regime(tol, angle_tol, *args)
+    code = info.code
+    return info._replace(name=MECHANISMS[int(code)] if is_concrete(code) else None)
+
+
+@jax.jit
+def _regime(tol, angle_tol, *args) -> Regime:
+    p = _invariants(*args)
     r, r0 = _ratios(p)
     A, B, F0 = p.A, p.B, p.F0
     F_inf = jnp.where((B > 0) | (F0 * p.s > 0), p.s, 0.0)
@@ -362,20 +448,19 @@ def regime(
     code = jnp.where(
         is_kernel, 0, jnp.where(is_rescaling, 3, jnp.where(is_alignment, 1, 2))
     ).astype(jnp.int32)
-    name = MECHANISMS[int(code)] if is_concrete(code) else None
     return Regime(
-        name, code, r, r0, kernel_ratio, kernel_change, cos(F0), cos(F_inf), D_ratio, crosses
+        None, code, r, r0, kernel_ratio, kernel_change, cos(F0), cos(F_inf), D_ratio, crosses
     )
 
 
 def width_exponent(a_u, a_w=None, b_u=None, b_w=None, c=None):
-    r"""Width exponent ``rho`` of the phase ratio, ``r ~ d^rho`` for random init (reference Sec. 2.7).
+    r"""Width exponent ``rho`` of the phase ratio: ``r ~ d^rho`` for random init (reference 2.7).
 
         rho = (b_u + b_w)/2 + c - 1 - max(b_w - a_u, b_u - a_w),
 
-    for ``sigma_u^2 = d^-a_u``, ``sigma_w^2 = d^-a_w``, ``eta_u = eta d^b_u``, ``eta_w = eta d^b_w``,
-    ``kappa = d^-c``. ``rho < 0``: kernel phase; ``rho = 0``: O(1) feature learning (mean-field-like);
-    ``rho > 0``: strongly rich (plateau ~ ln r, cos -> 1).
+    for ``sigma_u^2 = d^-a_u``, ``sigma_w^2 = d^-a_w``, ``eta_u = eta d^b_u``,
+    ``eta_w = eta d^b_w``, ``kappa = d^-c``. ``rho < 0``: kernel phase; ``rho = 0``: O(1) feature
+    learning (mean-field-like); ``rho > 0``: strongly rich (plateau ~ ln r, cos -> 1).
 
     **Arguments:** the five exponents, or a preset name from ``linsolve.models.PARAMETRIZATIONS``
     as the only argument (``"ntk"`` -1/2, ``"mean_field"`` 0, ``"standard"`` -1, ``"mup"`` 0,

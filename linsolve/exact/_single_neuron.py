@@ -20,13 +20,15 @@ when ``E~`` does (possible only for delta < 0). ``N~ >= 1``, so nothing is singu
 
 **Stable evaluation.** The exponents are ``p, q = (delta +- Omega)/2``,
 ``Omega = sqrt(delta^2 + 4 eta_a eta_w s^2)`` (``p >= 0 >= q``, formed without cancellation). With
-``kappa = q a0 + eta_a w0.beta*`` and ``E[z_0..z_k](t)`` the divided difference of ``z -> e^{zt}``
-at the nodes (``E[0, -Omega] = (1 - e^{-Omega t})/Omega`` etc.), everything scaled by ``e^{-pt}``:
+``num = p a0 + eta_a w0.beta*`` (Omega times the weight of the growing mode, formed without
+cancellation where possible, see ``_growth``) and ``E[z_0..z_k](t)`` the divided difference of
+``z -> e^{zt}`` at the nodes (``E[0, -Omega] = (1 - e^{-Omega t})/Omega`` etc.), everything
+scaled by ``e^{-pt}``:
 
-    e^{-pt} E~       = a0 + kappa E[0, -Omega],
-    e^{-pt} J        = a0 E[-p, 0] + kappa E[-p, 0, -Omega],
-    e^{-2pt} K       = a0^2 E[-2p, 0] + 2 a0 kappa E[-2p, 0, -Omega]
-                       + 2 kappa^2 E[-2p, 0, -Omega, -2 Omega],
+    e^{-pt} E~       = a0 e^{-Omega t} + num E[0, -Omega],
+    e^{-pt} J        = a0 E[-p, -Omega] + num E[-p, 0, -Omega],
+    e^{-2pt} K       = a0^2 E[-2p, -2 Omega] + 2 a0 num E[-2p, -Omega, -2 Omega]
+                       + 2 num^2 E[-2p, 0, -Omega, -2 Omega],
 
 (each line is a convolution of decaying exponentials). Divided differences of ``exp`` at
 non-positive nodes are evaluated by a Taylor series around the centre where the nodes are
@@ -58,6 +60,7 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -72,7 +75,7 @@ __all__ = [
     "single_neuron_implicit_bias",
 ]
 
-_TAYLOR_TERMS = 18  # nodes within spread 1 (|y| <= 1/2 about the centre): error < 1e-19
+_TAYLOR_TERMS = 22  # Taylor degree: nodes within 1/2 of their centre, error < 1e-19
 
 
 class SingleNeuron(eqx.Module):
@@ -95,92 +98,148 @@ class SingleNeuron(eqx.Module):
     ntk: Float[Array, "*t d d"]
 
 
-def _dd_exp(x: Float[Array, "... n"]) -> Float[Array, "..."]:
-    """Divided difference of ``exp`` at the nodes ``x[..., 0..n-1]`` (real, confluent allowed)."""
-    x = jnp.sort(x, axis=-1)
-    n = x.shape[-1]
-    table = {(i, i): jnp.exp(x[..., i]) for i in range(n)}
-    for length in range(1, n):
-        for i in range(n - length):
-            j = i + length
-            spread = x[..., j] - x[..., i]
-            near = spread < 1
-            recursion = (table[i + 1, j] - table[i, j - 1]) / jnp.where(near, 1.0, spread)
-            table[i, j] = jnp.where(near, _dd_exp_taylor(x[..., i: j + 1], near), recursion)
-    return table[0, n - 1]
+def _taylor(x, sizes):
+    """Divided differences of ``exp`` at node sets ``x`` (..., S, 4) whose first ``sizes[s]``
+    slots are used, by the Taylor series about each set's centre; accurate where the set spans
+    less than 1 (finite elsewhere).
+
+    Opitz: ``DD[x_0..x_k] = e^c [exp(Y)]_{0k}`` with ``Y`` upper bidiagonal, diagonal ``x - c``
+    and ones above it (any node order); the column ``exp(Y) e_k`` is summed by Horner's rule,
+    ``v <- e_k + Y v / m``, for all sets at once (entry 0 never sees the slots after k).
+    """
+    used = np.arange(4)[None, :] < np.asarray(sizes)[:, None]  # (S, 4)
+    lo = jnp.min(jnp.where(used, x, jnp.inf), -1)
+    hi = jnp.max(jnp.where(used, x, -jnp.inf), -1)
+    centre = 0.5 * (lo + hi)
+    near = (hi - lo) < 1
+    y = jnp.where(used & near[..., None], x - centre[..., None], 0.0)
+    target = jnp.asarray(np.arange(4)[None, :] == np.asarray(sizes)[:, None] - 1, x.dtype)
+
+    def horner(step, v):
+        shifted = jnp.concatenate([v[..., 1:], jnp.zeros_like(v[..., :1])], -1)
+        return target + (y * v + shifted) / (_TAYLOR_TERMS - step).astype(x.dtype)
+
+    v = jax.lax.fori_loop(0, _TAYLOR_TERMS, horner, jnp.broadcast_to(target, y.shape))
+    return jnp.exp(centre) * v[..., 0]
 
 
-def _dd_exp_taylor(x, near):
-    """``e^m sum_j h_j(y)/(j + k)!`` with ``y = x - m`` (``m`` the centre, ``h_j`` the complete
-    homogeneous symmetric polynomials); only used where the nodes lie within 1 of each other."""
-    k = x.shape[-1] - 1
-    centre = 0.5 * (x[..., 0] + x[..., -1])
-    y = jnp.where(near[..., None], x - centre[..., None], 0.0)
-    h = [jnp.ones_like(centre)]
-    for _ in range(_TAYLOR_TERMS):
-        h.append(h[-1] * y[..., 0])
-    for v in range(1, k + 1):
-        for j in range(1, _TAYLOR_TERMS + 1):
-            h[j] = h[j] + y[..., v] * h[j - 1]
-    total = sum(hj * (1.0 / math.factorial(j + k)) for j, hj in reversed(list(enumerate(h))))
-    return jnp.exp(centre) * total
+# The divided differences the solution needs, by name; nodes are in units of t: P = p t,
+# Q = q t, W = Omega t, and m1 >= m2 are max/min(-2P, -W).
+_PAIRS = ("0,-W", "-P,-W", "-2P,-2W", "0,Q", "0,2Q", "0,-P", "m1,m2", "m2,-2W", "0,m1")
+_TRIPLES = (("0,-P,-W", "0,-P", "-P,-W"), ("-2P,-W,-2W", "m1,m2", "m2,-2W"),
+            ("0,-2P,-W", "0,m1", "m1,m2"))  # (set, pair without its lowest, without highest)
 
 
-def _expdd(t, *nodes):
-    """``E[z_0..z_k](t)``: divided difference of ``z -> e^{z t}`` (= ``t^k DD_exp(t z)``)."""
-    z = jnp.stack(jnp.broadcast_arrays(*nodes), axis=-1)
-    return t ** (len(nodes) - 1) * _dd_exp(t[..., None] * z)
+def _divided_differences(t, p, q, omega):
+    """Every ``E[z_0..z_k](t)`` (divided difference of ``z -> e^{z t}``) the solution needs.
+
+    ``DD_exp`` at the scaled nodes ``t z`` (all <= 0), times ``t^k``. A set spanning less than 1
+    uses the Taylor series; a wider one the recursion ``(DD[all but the lowest] - DD[all but the
+    highest]) / spread`` (for ``exp`` both terms are positive, the first the larger, and their
+    difference is at least about a quarter of the first: no catastrophic cancellation), with
+    ``DD[a, b] = e^a expm1(b - a)/(b - a)`` for ``a >= b``. The node orders used are those implied
+    by ``p >= 0 >= q``, ``Omega = p - q >= p``.
+    """
+    zero = jnp.zeros_like(t)
+    P, Q, W = p * t, q * t, omega * t
+    m1, m2 = jnp.maximum(-2 * P, -W), jnp.minimum(-2 * P, -W)
+    node = {"0": zero, "-P": -P, "-2P": -2 * P, "-W": -W, "-2W": -2 * W, "Q": Q, "2Q": 2 * Q,
+            "m1": m1, "m2": m2}
+    names = list(_PAIRS) + [s for s, _, _ in _TRIPLES] + ["0,-2P,-W,-2W"]
+    sets = [n.split(",") for n in names]
+    x = jnp.stack([jnp.stack([node[z] for z in s + [s[0]] * (4 - len(s))], -1) for s in sets], -2)
+    taylor = _taylor(x, [len(s) for s in sets])
+    n2, n3 = len(_PAIRS), len(_TRIPLES)
+    # Pairs (high, low).
+    hi, lo = x[..., :n2, 0], x[..., :n2, 1]
+    gap = lo - hi
+    near = gap > -1
+    safe = jnp.where(near, -1.0, gap)
+    pairs = jnp.where(near, taylor[..., :n2], jnp.exp(hi) * jnp.expm1(safe) / safe)
+    # Triples (high, middle, low) and the quadruple (0, ., ., -2W).
+    upper = jnp.stack([pairs[..., _PAIRS.index(u)] for _, u, _ in _TRIPLES], -1)
+    lower = jnp.stack([pairs[..., _PAIRS.index(v)] for _, _, v in _TRIPLES], -1)
+    spread = jnp.stack([zero, m1, zero], -1) - jnp.stack([-W, -2 * W, m2], -1)
+    near = spread < 1
+    triples = jnp.where(near, taylor[..., n2:n2 + n3],
+                        (upper - lower) / jnp.where(near, 1.0, spread))
+    near = 2 * W < 1
+    quad = jnp.where(near, taylor[..., -1],
+                     (triples[..., 2] - triples[..., 1]) / jnp.where(near, 1.0, 2 * W))
+    values = jnp.concatenate([pairs * t[..., None], triples * (t * t)[..., None],
+                              (quad * t**3)[..., None]], -1)
+    return {name: values[..., i] for i, name in enumerate(names)}
 
 
 def _exponents(delta, c):
-    """``(Omega, p, q)`` for ``Omega^2 = delta^2 + 4 c`` (c = eta_a eta_w s^2), no cancellation."""
-    omega2 = delta * delta + 4 * c
-    omega = jnp.where(omega2 > 0, jnp.sqrt(jnp.where(omega2 > 0, omega2, 1.0)), 0.0)
+    """``(Omega, p, q)`` for ``Omega^2 = delta^2 + 4 c`` (c = eta_a eta_w s^2), no cancellation.
+
+    XLA may evaluate a condition such as ``delta >= 0`` with different rounding in different
+    fusions, so each branch stays valid on both sides of its switch; the placeholder 1 only
+    replaces a denominator that is exactly 0 (c = 0 with delta >= 0 or delta <= 0), where both
+    branches agree.
+    """
+    omega = jnp.sqrt(delta * delta + 4 * c)  # 0 only for beta* = 0 = delta (a kink: no gradient)
     pos = delta >= 0
-    big_pos = jnp.where(pos & (omega > 0), delta + omega, 1.0)  # delta + Omega (delta >= 0)
-    big_neg = jnp.where(pos, 1.0, omega - delta)  # Omega - delta (delta < 0), > 0
-    p = jnp.where(pos, 0.5 * (delta + omega), 2 * c / big_neg)
-    q = jnp.where(pos, -2 * c / big_pos, 0.5 * (delta - omega))
+    minus, plus = omega - delta, omega + delta
+    p = jnp.where(pos, 0.5 * plus, 2 * c / jnp.where(minus > 0, minus, 1.0))
+    q = jnp.where(pos, -2 * c / jnp.where(plus > 0, plus, 1.0), -0.5 * minus)
     return omega, p, q
+
+
+def _growth(a0, w0, bs, eta_a, delta, p):
+    """``num = p a0 + eta_a w0.beta*`` (Omega times the weight of the growing mode e^{pt}).
+
+    Where the two terms have opposite signs, ``num (eta_a g - p a0) = -delta (eta_a s^2 + a0^2 p)
+    - eta_a^2 D`` (from ``p^2 = delta p + eta_a eta_w s^2``), ``D = s^2 |w0 - (g/s^2) beta*|^2 =
+    |w0|^2 s^2 - g^2 >= 0``, has no cancellation for ``delta >= 0``; a remaining cancellation
+    (``delta < 0``) is the ill-conditioning of starts near the separatrix ``num = 0``.
+    """
+    g = jnp.dot(w0, bs)
+    s2 = jnp.dot(bs, bs)
+    direct = p * a0 + eta_a * g
+    r = w0 - (g / jnp.where(s2 > 0, s2, 1.0)) * bs
+    D = s2 * jnp.dot(r, r)
+    den = eta_a * g - p * a0
+    den = jnp.where(den == 0, 1.0, den)
+    product = -(delta * (eta_a * s2 + a0 * a0 * p) + eta_a * eta_a * D) / den
+    return jnp.where(a0 * g < 0, product, direct)
 
 
 def _solve(t, a0, w0, bs, eta_a, eta_w):
     """``(a, w)`` at times ``t`` (finite, >= 0, any shape) and at ``t = inf`` where ``t`` is inf."""
-    g = jnp.dot(w0, bs)
     delta = eta_w * a0 * a0 - eta_a * jnp.dot(w0, w0)
     omega, p, q = _exponents(delta, eta_a * eta_w * jnp.dot(bs, bs))
-    num = p * a0 + eta_a * g  # Omega times the coefficient of the growing mode e^{pt}
-    kap = q * a0 + eta_a * g
+    num = _growth(a0, w0, bs, eta_a, delta, p)
     pure = num == 0  # no growing mode: E~ = a0 e^{qt}
     at_inf = jnp.isinf(t)
     tt = jnp.where(at_inf, 0.0, t)
-    zero = jnp.zeros_like(tt)
-    shape = tt.shape
-    om, pp, qq = (jnp.broadcast_to(v, shape) for v in (omega, p, q))
-    # Growing-mode branch, scaled by e^{-pt}.
-    eps = a0 + kap * _expdd(tt, zero, -om)
-    J = a0 * _expdd(tt, -pp, zero) + kap * _expdd(tt, -pp, zero, -om)
-    K = (a0 * a0 * _expdd(tt, -2 * pp, zero)
-         + 2 * a0 * kap * _expdd(tt, -2 * pp, zero, -om)
-         + 2 * kap * kap * _expdd(tt, -2 * pp, zero, -om, -2 * om))
+    om, pp, qq = (jnp.broadcast_to(v, tt.shape) for v in (omega, p, q))
+
+    E = _divided_differences(tt, pp, qq, om)
+    # Growing-mode branch, scaled by e^{-pt}: E~ e^{-pt} = a0 e^{-Omega t} + num E[0, -Omega].
+    eps = a0 * jnp.exp(-om * tt) + num * E["0,-W"]
+    J = a0 * E["-P,-W"] + num * E["0,-P,-W"]
+    K = a0 * a0 * E["-2P,-2W"] + 2 * a0 * num * E["-2P,-W,-2W"] + 2 * num * num * E["0,-2P,-W,-2W"]
     scale = jnp.exp(-pp * tt)
-    # Pure branch, unscaled.
+    # Pure branch (E~ = a0 e^{qt}), unscaled.
     eps_p = a0 * jnp.exp(qq * tt)
-    J_p = a0 * _expdd(tt, zero, qq)
-    K_p = a0 * a0 * _expdd(tt, zero, 2 * qq)
+    J_p = a0 * E["0,Q"]
+    K_p = a0 * a0 * E["0,2Q"]
     eps = jnp.where(pure, eps_p, eps)
     J = jnp.where(pure, J_p, J)
     scale = jnp.where(pure, 1.0, scale)
     norm2 = jnp.where(pure, 1 + 2 * eta_w * K_p, scale * scale + 2 * eta_w * K)
-    norm = jnp.sqrt(jnp.where(norm2 > 0, norm2, 1.0))
+    tiny = jnp.finfo(norm2.dtype).tiny
+    norm = jnp.sqrt(jnp.maximum(norm2, tiny))
     a = eps / norm
     w = (scale[..., None] * w0 + eta_w * J[..., None] * bs) / norm[..., None]
     # t = inf.
     sigma = jnp.sign(num)
-    p_safe = jnp.where(pure, 1.0, p)
+    p_safe = jnp.where(p > 0, p, 1.0)  # p is exactly 0 or clearly positive
     a_grow, w_grow = sigma * jnp.sqrt(p_safe / eta_w), sigma * jnp.sqrt(eta_w / p_safe) * bs
     decays = q < 0
-    rate = jnp.where(decays, -q, 1.0)
+    rate = jnp.where(decays, -q, 1.0)  # q is exactly 0 (c = 0, delta >= 0) or clearly < 0
     w_decay = (w0 + eta_w * bs * a0 / rate) / jnp.sqrt(1 + eta_w * a0 * a0 / rate)
     w_flat = jnp.where(a0 == 0, w0, jnp.zeros_like(w0))  # q = 0 = p: beta* = 0, delta = 0
     a_inf = jnp.where(pure, 0.0, a_grow)
@@ -205,9 +264,11 @@ def _validate(t, a0, w0, beta_star, eta_a, eta_w):
         )
     eta_a = as_scalar("eta_a", eta_a, dtype)
     eta_w = as_scalar("eta_w", eta_w, dtype)
+    if is_concrete(t):
+        values = np.asarray(t, np.float64)
+        if np.any(np.isnan(values) | (values < 0)):
+            raise ValueError(f"`t` must be non-negative (inf allowed); got {values}.")
     t = jnp.asarray(t).astype(dtype)
-    if is_concrete(t) and bool(jnp.any(jnp.isnan(t) | (t < 0))):
-        raise ValueError(f"`t` must be non-negative (inf allowed); got {np.asarray(t)}.")
     return t, a0, w0, beta_star, eta_a, eta_w
 
 
@@ -227,7 +288,7 @@ def single_neuron(
     negative: upstream, ``a`` may cross zero), any rates. Implements (module docstring)
 
         a = E~/N~,  w = (w0 + eta_w beta* int E~)/N~,  N~ = sqrt(1 + 2 eta_w int E~^2),
-        E~ = a0 E = (a0 + kappa E[0, -Omega]) e^{pt},
+        E~ = a0 E = (a0 e^{-Omega t} + num E[0, -Omega]) e^{pt},
 
     the reference's Riccati form (``E = c+ e^{pt} + c- e^{qt}``) multiplied through by ``a0``, in
     ``e^{-pt}``-scaled divided-difference form: no overflow at large t (``t = 1e4``), no
@@ -251,7 +312,11 @@ def single_neuron(
     exact solutions reveal how unbalanced initializations promote rapid feature learning",
     NeurIPS; reference/exact_solutions.md Sec. 4.
     """
-    t, a0, w0, bs, eta_a, eta_w = _validate(t, a0, w0, beta_star, eta_a, eta_w)
+    return _evaluate(*_validate(t, a0, w0, beta_star, eta_a, eta_w))
+
+
+@jax.jit
+def _evaluate(t, a0, w0, bs, eta_a, eta_w) -> SingleNeuron:
     a, w = _solve(t, a0, w0, bs, eta_a, eta_w)
     beta = a[..., None] * w
     r = beta - bs
@@ -264,7 +329,7 @@ def single_neuron(
     )
 
 
-def single_neuron_potential(beta: Float[ArrayLike, "... d"], delta) -> Float[Array, "..."]:
+def single_neuron_potential(beta: Float[ArrayLike, "*batch d"], delta) -> Float[Array, "*batch"]:
     r"""Kunin et al.'s mirror potential ``Phi_delta(beta) = 1/3 (Z - 2 delta) sqrt((Z + delta)/2)``.
 
     ``Z = sqrt(delta^2 + 4 |beta|^2)`` (rates 1; with rates use ``delta/sqrt(eta_a eta_w)``).
@@ -282,12 +347,12 @@ def single_neuron_potential(beta: Float[ArrayLike, "... d"], delta) -> Float[Arr
     r2 = jnp.sum(beta * beta, axis=-1)
     Z = jnp.sqrt(delta * delta + 4 * r2)
     neg = delta < 0
-    zpd = jnp.where(neg, 4 * r2 / jnp.where(neg, Z - delta, 1.0), Z + delta)
+    zpd = jnp.where(neg, 4 * r2 / jnp.where(neg, Z - delta, 1.0), Z + delta)  # Z - delta > 0 there
     return (Z - 2 * delta) * jnp.sqrt(zpd / 2) / 3
 
 
 def single_neuron_implicit_bias(
-    a0, w0: Float[ArrayLike, " d"], task: Task, *, eta_a=1.0, eta_w=1.0
+    a0, w0: Float[ArrayLike, " d"], task: Task, *, eta_a=1.0, eta_w=1.0, a_sign=None
 ) -> Float[Array, " d"]:
     r"""Limit ``beta_inf`` of gradient flow of ``f(x) = a w.x`` on a task with singular ``Sxx``.
 
@@ -297,17 +362,21 @@ def single_neuron_implicit_bias(
     ``(a, P_R w)`` is a single neuron on the range with imbalance ``delta_R = delta + eta_a
     |P_N w0|^2``, the minimiser is explicit (module docstring):
 
-        beta_inf = beta*_R + a_inf P_N w0,  a_inf = sigma sqrt(p_R/eta_w),  beta*_R = Sxx^+ Sxy.
+        beta_inf = beta*_R + a_inf P_N w0,  a_inf = sigma sqrt(p_R/eta_w),  beta*_R = Sxx^+ Sxy,
+        p_R = (delta_R + sqrt(delta_R^2 + 4 eta_a eta_w |beta*_R|^2)) / 2.
 
-    ``sigma`` is the sign of ``a(inf)``. Where ``Sxx`` is a multiple of a projection (whitened on
-    its range, which includes every rank-1 ``Sxx``), the range dynamics is solved exactly
-    (:func:`single_neuron` at ``t = inf``), so ``sigma`` and the saddle cases are exact, including
-    ``a`` crossing zero (then ``beta_inf`` minimises ``Phi + grad Phi(beta0).beta`` instead). For
-    a general ``Sxx`` the reference's hypothesis that ``a`` keeps its sign is used
-    (``sigma = sgn a0``, or ``sgn(w0.Sxy)`` if ``a0 = 0``); it is guaranteed when
-    ``delta_R >= 0``. Limits: ``delta -> +inf`` gives the Euclidean projection of ``beta0`` onto
-    the solution set; ``delta -> -inf`` gives ``beta*_R + (|beta*_R|/|P_R w0|) sigma P_N w0``
-    (the rescaled ``beta0`` when ``P_R w0`` is parallel to ``beta*_R``, e.g. rank 1).
+    ``sigma`` is the sign of ``a(inf)``. The variational formula assumes ``sigma = sgn a0``; when
+    ``a`` crosses zero (possible only if ``delta_R < 0``) the limit minimises
+    ``Phi + grad Phi(beta0).beta`` instead. Where ``Sxx`` is a multiple of a projection (whitened
+    on its range; every rank-1 ``Sxx`` is), the range dynamics is the whitened single neuron and is
+    solved exactly (:func:`single_neuron` at ``t = inf``): ``sigma``, crossings and saddle starts
+    are all exact. For any other ``Sxx``, ``sigma`` is not a closed-form quantity; the reference's
+    hypothesis ``sigma = sgn a0`` (``sgn(w0.Sxy)`` if ``a0 = 0``) is used unless `a_sign` gives it.
+    It is guaranteed when ``delta_R >= 0``.
+
+    Limits: ``delta -> +inf`` gives the Euclidean projection of ``beta0`` onto the solution set;
+    ``delta -> -inf`` gives ``beta*_R + sigma (|beta*_R|/|P_R w0|) P_N w0``, the rescaled ``beta0``
+    when ``P_R w0`` is parallel to ``beta*_R`` (e.g. rank 1).
 
     **Arguments:**
     - `a0`: scalar; `w0`: (d,) initial weights.
@@ -315,6 +384,8 @@ def single_neuron_implicit_bias(
       semi-definite (singular allowed) and ``Sxy = Syx^T`` in its range (else the loss is
       unbounded below and there is no limit).
     - `eta_a`, `eta_w`: positive rates.
+    - `a_sign`: optional sign (+1 or -1) of ``a(inf)``, used when ``Sxx`` is not a multiple of a
+      projection (ignored otherwise).
 
     **Returns:** (d,) the limit ``beta_inf``.
 
@@ -325,6 +396,8 @@ def single_neuron_implicit_bias(
         raise ValueError(f"`task` must be a linsolve.Task; got {type(task).__name__}.")
     if task.d_out != 1:
         raise ValueError(f"`task` must have d_out = 1 (one output); got d_out = {task.d_out}.")
+    if a_sign not in (None, 1, -1):
+        raise ValueError(f"`a_sign` must be None, 1 or -1; got {a_sign!r}.")
     dtype = float_dtype_of(a0, w0, task.Sxx)
     a0 = as_scalar("a0", a0, dtype, positive=False)
     w0 = as_float(w0, "w0", dtype, ndim=1)
@@ -334,42 +407,59 @@ def single_neuron_implicit_bias(
     eta_w = as_scalar("eta_w", eta_w, dtype)
     Sxx = as_float(task.Sxx, "task.Sxx", dtype)
     b = as_float(task.Syx, "task.Syx", dtype)[0]
-    d = w0.shape[0]
-    eps = float(jnp.finfo(dtype).eps)
-    evals, evecs = jnp.linalg.eigh(0.5 * (Sxx + Sxx.T))
-    top = jnp.max(jnp.abs(evals))
-    in_range = evals > 100 * d * eps * top
     if is_concrete(Sxx) and is_concrete(b):
-        asym = float(jnp.max(jnp.abs(Sxx - Sxx.T)))
-        if asym > 1e3 * eps * max(float(top), 1e-300):
-            raise ValueError(f"`task.Sxx` must be symmetric; got max |Sxx - Sxx^T| = {asym:.3g}.")
-        low = float(jnp.min(evals))
-        if low < -1e3 * d * eps * float(top):
-            raise ValueError(
-                f"`task.Sxx` must be positive semi-definite; got smallest eigenvalue {low:.3g}."
-            )
-        coef = evecs.T @ b
-        outside = float(jnp.linalg.norm(jnp.where(in_range, 0.0, coef)))
-        if outside > math.sqrt(eps) * max(float(jnp.linalg.norm(b)), 1e-300):
-            raise ValueError(
-                "`task.Syx` must lie in the range of `task.Sxx` (otherwise the loss is unbounded "
-                f"below and gradient flow has no limit); got a component of norm {outside:.3g} "
-                "in its null space."
-            )
+        _check_task(np.asarray(Sxx, np.float64), np.asarray(b, np.float64), float(
+            jnp.finfo(dtype).eps))
+    sign = jnp.asarray(0 if a_sign is None else a_sign, dtype)
+    return _implicit_bias(a0, w0, Sxx, b, eta_a, eta_w, sign)
+
+
+def _range_mask(evals, eps):
+    top = jnp.max(jnp.abs(evals))
+    return evals > 100 * evals.shape[-1] * eps * top, top
+
+
+def _check_task(Sxx, b, eps):
+    d = Sxx.shape[0]
+    evals, evecs = np.linalg.eigh(0.5 * (Sxx + Sxx.T))
+    top = max(float(np.max(np.abs(evals))), 1e-300)
+    asym = float(np.max(np.abs(Sxx - Sxx.T)))
+    if asym > 1e3 * eps * top:
+        raise ValueError(f"`task.Sxx` must be symmetric; got max |Sxx - Sxx^T| = {asym:.3g}.")
+    if evals[0] < -1e3 * d * eps * top:
+        raise ValueError(
+            f"`task.Sxx` must be positive semi-definite; got smallest eigenvalue {evals[0]:.3g}."
+        )
+    in_range = evals > 100 * d * eps * top
+    outside = float(np.linalg.norm((evecs.T @ b)[~in_range]))
+    if outside > math.sqrt(eps) * max(float(np.linalg.norm(b)), 1e-300):
+        raise ValueError(
+            "`task.Syx` must lie in the range of `task.Sxx` (otherwise the loss is unbounded "
+            f"below and gradient flow has no limit); got a component of norm {outside:.3g} in its "
+            "null space."
+        )
+
+
+@jax.jit
+def _implicit_bias(a0, w0, Sxx, b, eta_a, eta_w, sign):
+    eps = float(jnp.finfo(w0.dtype).eps)
+    evals, evecs = jnp.linalg.eigh(0.5 * (Sxx + Sxx.T))
+    in_range, top = _range_mask(evals, eps)
     safe = jnp.where(in_range, evals, 1.0)
     beta_R = evecs @ jnp.where(in_range, (evecs.T @ b) / safe, 0.0)
     w_R = evecs @ jnp.where(in_range, evecs.T @ w0, 0.0)
     w_N = w0 - w_R
     # Sxx = c P_R: the range dynamics is the whitened single neuron with rates c eta.
     c = jnp.where(top > 0, top, 1.0)
-    low_nz = jnp.min(jnp.where(in_range, evals, top))
-    white = (top - low_nz) <= math.sqrt(eps) * top
-    a_w, w_w = _solve(jnp.asarray(jnp.inf, dtype), a0, w_R, beta_R, c * eta_a, c * eta_w)
+    low = jnp.min(jnp.where(in_range, evals, top))
+    white = (top - low) <= math.sqrt(eps) * top
+    a_w, w_w = _solve(jnp.asarray(jnp.inf, w0.dtype), a0, w_R, beta_R, c * eta_a, c * eta_w)
     beta_white = a_w * (w_w + w_N)
-    # General Sxx: a keeps the sign it starts with (or first takes, from a0 = 0).
+    # Any other Sxx: a ends with the sign `sign`, else the one it starts with (or first takes).
     delta_R = eta_w * a0 * a0 - eta_a * jnp.dot(w_R, w_R)
     _, p_R, _ = _exponents(delta_R, eta_a * eta_w * jnp.dot(beta_R, beta_R))
     sigma = jnp.where(a0 != 0, jnp.sign(a0), jnp.sign(jnp.dot(w0, b)))
+    sigma = jnp.where(sign != 0, sign, sigma)
     a_gen = sigma * jnp.sqrt(p_R / eta_w)
     beta_gen = jnp.where(sigma == 0, jnp.zeros_like(w0), beta_R + a_gen * w_N)
     return jnp.where(white, beta_white, beta_gen)

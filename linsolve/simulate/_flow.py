@@ -6,6 +6,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import ArrayLike, Float
 
 from .._misc import as_float
@@ -100,7 +101,8 @@ def gradient_flow(
     if ts.ndim != 1 or ts.shape[0] == 0:
         raise ValueError(f"`ts` must be a non-empty 1-D array of times; got shape {ts.shape}.")
     if not isinstance(ts, jax.core.Tracer):
-        if bool(jnp.any(ts < 0)) or bool(jnp.any(jnp.diff(ts) < 0)):
+        host = np.asarray(ts)
+        if bool(np.any(host < 0)) or bool(np.any(np.diff(host) < 0)):
             raise ValueError(f"`ts` must be non-negative and non-decreasing; got {ts.tolist()}.")
     if rtol <= 0 or atol <= 0:
         raise ValueError(f"`rtol` and `atol` must be positive; got rtol={rtol}, atol={atol}.")

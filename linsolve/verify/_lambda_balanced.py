@@ -1,0 +1,197 @@
+"""Theorem check of the lambda-balanced matrix Riccati solution (reference Sec. 5).
+
+Random draws cover lam < 0, lam = 0 and lam > 0, unequal dimensions, a hidden layer wider than
+d_in + d_out (rank-deficient init), a singular ``F`` (lam = 0 with zero singular values), ties in
+``F``'s spectrum, small initialisations (long plateaus) and large |lam|. Every draw is compared with
+``simulate.gradient_flow`` on ``(W1, W2)``; all draws share one simulation compile by zero-padding
+the networks and tasks into one shape (zero rows/columns stay exactly zero under the flow).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .. import init, simulate, tasks
+from ..exact._lambda_balanced import lambda_balanced
+from ..tasks import Task
+from ._core import Check
+
+PAD = (4, 6, 4)  # (d_in, h, d_out) every simulated network is embedded in
+TS = np.concatenate([np.linspace(0.0, 40.0, 81), [1e3]])
+RTOL, ATOL = 1e-12, 1e-14
+
+
+def cases(key, draws: int) -> list[dict]:
+    """Random cases ``dict(sizes, lam, scale, svals, tau, key)``, cycling through the hard kinds."""
+    rng = np.random.default_rng(np.asarray(jr.key_data(key)))
+    out = []
+    for i in range(draws):
+        kind = i % 8
+        u = rng.uniform
+        if kind == 0:
+            c = dict(sizes=(3, 2, 4), lam=u(0.3, 2.0), scale=0.5, svals=u(0.5, 3.0, 3))
+        elif kind == 1:
+            c = dict(sizes=(3, 2, 4), lam=-u(0.3, 2.0), scale=0.5, svals=u(0.5, 3.0, 3))
+        elif kind == 2:
+            c = dict(sizes=(3, 2, 4), lam=0.0, scale=u(0.2, 1.0), svals=u(0.5, 3.0, 3))
+        elif kind == 3:  # small init: long plateau
+            c = dict(sizes=(3, 2, 4), lam=0.0, scale=1e-3,
+                     svals=np.array([u(2.0, 3.0), u(1.2, 1.8), u(0.2, 0.6)]))
+        elif kind == 4:  # singular F: lam = 0 and zero singular values
+            c = dict(sizes=(3, 3, 3), lam=0.0, scale=0.5, svals=np.array([u(1.0, 3.0), u(0.5, 1.0), 0.0]))
+        elif kind == 5:  # d_in > d_out, lam < 0: h cuts through the tied eigenvalue -lam/2
+            c = dict(sizes=(4, 3, 2), lam=-u(0.3, 2.0), scale=0.5, svals=u(0.5, 3.0, 2))
+        elif kind == 6:  # h > d_in + d_out: rank-deficient balanced init
+            c = dict(sizes=(2, 6, 3), lam=0.0, scale=0.5, svals=u(0.5, 3.0, 2))
+        else:  # larger |lam|, repeated and zero singular values (ties in F)
+            c = dict(sizes=(3, 3, 3), lam=float(rng.choice([-1, 1])) * u(2.0, 6.0), scale=0.3,
+                     svals=np.array([1.5, 1.5, 0.0]))
+        c["tau"] = 1.0 if i % 3 == 0 else float(u(0.5, 1.5))
+        c["key"] = jr.fold_in(key, i)
+        out.append(c)
+    return out
+
+
+def realise(case: dict, dtype=jnp.float64):
+    """``(W1, W2, task, tau)`` of a case."""
+    k1, k2 = jr.split(case["key"])
+    d_in, _, d_out = case["sizes"]
+    task = tasks.teacher(k1, d_in, d_out, jnp.asarray(case["svals"], dtype), dtype=dtype)
+    W1, W2 = init.lambda_balanced(k2, case["sizes"], case["lam"], case["scale"], dtype=dtype)
+    return W1, W2, task, case["tau"]
+
+
+def rel_error(approx, reference) -> float:
+    """``max |approx - reference| / max |reference|`` (``_core.rel_error``, in numpy: no compiles)."""
+    approx, reference = np.asarray(approx), np.asarray(reference)
+    scale = float(np.max(np.abs(reference)))
+    err = float(np.max(np.abs(approx - reference)))
+    return err / scale if scale > 0 else err
+
+
+def max_abs(*pairs) -> float:
+    """Max over pairs ``(a, b)`` of ``max |a - b|`` (numpy)."""
+    return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in pairs)
+
+
+def _pad(x, shape):
+    return jnp.zeros(shape, x.dtype).at[: x.shape[0], : x.shape[1]].set(x)
+
+
+@jax.jit
+def _simulate_padded(W1, W2, Syx, Syy, lrs, ts):
+    def one(W1, W2, Syx, Syy, lr):
+        task = Task(jnp.eye(PAD[0], dtype=W1.dtype), Syx, Syy)
+        traj = simulate.gradient_flow((W1, W2), task, ts, lrs=lr, rtol=RTOL, atol=ATOL)
+        return traj.params, traj.diverged
+
+    return jax.vmap(one)(W1, W2, Syx, Syy, lrs)
+
+
+def simulate_cases(realised, ts=TS):
+    """Gradient flow (rates 1/tau) of every ``(W1, W2, task, tau)``: one vmapped, zero-padded run.
+
+    Returns numpy arrays ``(W1(t), W2(t))`` per case. The batch is padded to a multiple of 8
+    cases, so different numbers of draws share one compilation.
+    """
+    d_in, h, d_out = PAD
+    batch = list(realised) + [realised[-1]] * (-len(realised) % 8)
+    W1 = jnp.stack([_pad(c[0], (h, d_in)) for c in batch])
+    W2 = jnp.stack([_pad(c[1], (d_out, h)) for c in batch])
+    Syx = jnp.stack([_pad(c[2].Syx, (d_out, d_in)) for c in batch])
+    Syy = jnp.stack([_pad(c[2].Syy, (d_out, d_out)) for c in batch])
+    lrs = jnp.asarray([1.0 / c[3] for c in batch])
+    (W1s, W2s), diverged = _simulate_padded(W1, W2, Syx, Syy, lrs, jnp.asarray(ts))
+    if bool(jnp.any(diverged)):
+        raise RuntimeError("the reference simulation failed for a lambda-balanced case.")
+    W1s, W2s = np.asarray(W1s), np.asarray(W2s)
+    out = []
+    for i, (W1, W2, *_) in enumerate(realised):
+        h_i, d_in_i = W1.shape
+        out.append((W1s[i, :, :h_i, :d_in_i], W2s[i, :, : W2.shape[0], :h_i]))
+    return out
+
+
+def observables(W1s, W2s, tau=1.0):
+    """``(product, input_gram, output_gram, ntk)`` of simulated weights (numpy, time axis first).
+
+    The NTK is ``models.ntk``'s convention written out:
+    ``(kron(W2 W2^T, I) + kron(I, W1^T W1)) / tau``.
+    """
+    P = np.einsum("toh,thi->toi", W2s, W1s)
+    A = np.einsum("thi,thj->tij", W1s, W1s)
+    B = np.einsum("toh,tph->top", W2s, W2s)
+    eye_in, eye_out = np.eye(A.shape[-1]), np.eye(B.shape[-1])
+    ntk = np.stack([np.kron(b, eye_in) + np.kron(eye_out, a) for a, b in zip(A, B)]) / tau
+    return P, A, B, ntk
+
+
+def balance_residual(sol) -> float:
+    """Max over time of the function-space balance identities, relative to the grams squared.
+
+    lambda-balance implies ``P^T P = A^2 + lam A`` and ``P P^T = B^2 - lam B`` for
+    ``P = W2 W1``, ``A = W1^T W1``, ``B = W2 W2^T``; both sides come from the closed form.
+    """
+    P, A, B = (np.asarray(x) for x in (sol.product, sol.input_gram, sol.output_gram))
+    lam = np.asarray(sol.lam)[..., None, None]
+    r1 = np.swapaxes(P, -1, -2) @ P - A @ A - lam * A
+    r2 = P @ np.swapaxes(P, -1, -2) - B @ B + lam * B
+    scale = max(np.max(np.abs(A)), np.max(np.abs(B)), 1e-300)
+    scale = scale * max(scale, np.max(np.abs(lam)))
+    return float(max(np.max(np.abs(r1)), np.max(np.abs(r2))) / scale)
+
+
+def riccati_F(task, lam):
+    """``F = [[-lam/2 I, Syx^T], [Syx, lam/2 I]]`` (numpy)."""
+    S = np.asarray(task.Syx)
+    d_out, d_in = S.shape
+    return np.block([[-lam / 2 * np.eye(d_in), S.T], [S, lam / 2 * np.eye(d_out)]])
+
+
+def exponential_convergence(W1, task, lam) -> bool:
+    """True when ``X(t)`` reaches its limit exponentially (no slow ``mu = 0`` direction is left).
+
+    That fails only if ``F`` has a zero eigenvalue and the hidden width exceeds the number of
+    positive eigenvalues (then a component decays like 1/t, as Saxe's mode with s = 0).
+    """
+    mu = np.linalg.eigvalsh(riccati_F(task, lam))
+    tol = 1e-8 * np.max(np.abs(mu))
+    return not (np.any(np.abs(mu) <= tol) and W1.shape[0] > np.sum(mu > tol))
+
+
+def fixed_point_residual(sol_inf, task) -> float:
+    """``|F X + X F - X^2| / |X|^2`` at ``t = inf`` (zero for a fixed point of the Riccati flow)."""
+    P, A, B = (np.asarray(x) for x in (sol_inf.product, sol_inf.input_gram, sol_inf.output_gram))
+    X = np.block([[A, P.T], [P, B]])
+    F = riccati_F(task, float(sol_inf.lam))
+    R = F @ X + X @ F - X @ X
+    return float(np.max(np.abs(R)) / max(np.max(np.abs(X)) ** 2, 1e-300))
+
+
+def check(key, draws: int = 20) -> Check:
+    cs = cases(key, draws)
+    realised = [realise(c) for c in cs]
+    sims = simulate_cases(realised)
+    ts = jnp.asarray(np.concatenate([TS, [np.inf]]))
+    rel, drift, limits = 0.0, 0.0, 0.0
+    for (W1, W2, task, tau), (W1s, W2s) in zip(realised, sims):
+        full = lambda_balanced(ts, W1, W2, task, tau=tau)  # one call: the curve, then t = inf
+        sol = jax.tree_util.tree_map(lambda x: x[:-1], full)
+        sol_inf = jax.tree_util.tree_map(lambda x: x[-1], full)
+        P, A, B, ntk = observables(W1s, W2s, tau)
+        rel = max(rel, rel_error(sol.product, P), rel_error(sol.input_gram, A),
+                  rel_error(sol.output_gram, B), rel_error(sol.ntk, ntk))
+        drift = max(drift, balance_residual(sol))
+        # Limits: t = 0 is exactly the initial state; t = inf a fixed point of the Riccati flow,
+        # reached by t = 1e3 unless a mu = 0 direction is left (then it decays like 1/t).
+        limits = max(limits, max_abs((sol.product[0], W2 @ W1), (sol.input_gram[0], W1.T @ W1),
+                                     (sol.output_gram[0], W2 @ W2.T)),
+                     fixed_point_residual(sol_inf, task))
+        if exponential_convergence(W1, task, float(sol.lam[0])):
+            limits = max(limits, rel_error(sol_inf.product, sol.product[-1]),
+                         rel_error(sol_inf.input_gram, sol.input_gram[-1]),
+                         rel_error(sol_inf.output_gram, sol.output_gram[-1]))
+    return Check("lambda_balanced", len(cs), rel, drift, limits, 1e-8)
