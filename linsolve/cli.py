@@ -1,4 +1,4 @@
-"""The `linsolve` command: `demo` (the main job) and `verify` (the theorem-check panel)."""
+"""The `linsolve` command: `demo`, `verify`, `sweep`, `plot`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import sys
 
 
 def _demo(args) -> int:
-    from ._demo import format_report, run
+    from ._demo import format_phase_diagram, format_report, phase_diagram, run
 
+    print(format_phase_diagram(phase_diagram(smoke=args.smoke, out=args.out)), flush=True)
+    print()
     print(format_report(run(smoke=args.smoke, out=args.out)))
     return 0
 
@@ -20,11 +22,96 @@ def _verify(args) -> int:
         if not args.json:
             print(f"  checked {name} ({seconds:.1f} s)", file=sys.stderr)
 
-    results = verify(
-        draws=args.draws, seed=args.seed, families=args.family or None, progress=progress
-    )
+    results = verify(draws=args.draws, seed=args.seed, families=args.family or None, progress=progress)
     print(to_json(results) if args.json else format_table(results))
     return 0 if all(r.passed for r in results) else 1
+
+
+def _sweep(args) -> int:
+    import json
+    import os
+
+    import jax
+
+    if args.x64:
+        jax.config.update("jax_enable_x64", True)
+    from .sweep import ConfigError, load_config, run_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"linsolve sweep: error: {error}", file=sys.stderr)
+        return 2
+    meta = os.path.join(args.out, "meta.json")
+    if os.path.exists(meta) and not args.resume:
+        print(
+            f"linsolve sweep: error: {args.out!r} already holds a sweep; pass --resume to continue "
+            "it, or choose another --out.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.chunk_size is not None:
+        config.chunk_size = args.chunk_size
+    executor, client = None, None
+    if args.scheduler:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            print(
+                "linsolve sweep: error: --scheduler needs Dask: pip install 'linsolve[distributed]'",
+                file=sys.stderr,
+            )
+            return 2
+        client = Client(args.scheduler)
+        executor = client.get_executor()
+    try:
+        result = run_config(
+            config, out=args.out, executor=executor, progress=not args.quiet, resume=args.resume
+        )
+    except ValueError as error:
+        print(f"linsolve sweep: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if client is not None:
+            client.close()
+    summary = {name: float(abs(result[name]).max()) for name in ("error",) if name in result}
+    print(
+        f"{config.study.name}: {result.grid.size} points {dict(zip(result.grid.names, result.grid.shape))}"
+        f" -> {os.path.join(args.out, 'result.npz')} {json.dumps(summary)}"
+    )
+    return 0
+
+
+def _plot(args) -> int:
+    import os
+
+    from .plot import sweep_figures
+    from .sweep import STUDIES, SweepResult
+
+    try:
+        result = SweepResult.load(args.dir)
+    except ValueError as error:
+        print(f"linsolve plot: error: {error}", file=sys.stderr)
+        return 2
+    study = STUDIES.get((result.meta.get("config") or {}).get("study", ""))
+    if study is None:
+        print(
+            "linsolve plot: error: the result does not name a built-in study; use "
+            "linsolve.plot.heatmap from Python.",
+            file=sys.stderr,
+        )
+        return 2
+    layout = dict(study.plot)
+    for axis in ("x", "y"):  # fall back to the swept axes when the layout's are fixed
+        if len(result.axes[layout[axis]]) < 2:
+            swept = [
+                a for a, v in result.axes.items() if len(v) > 1 and a != layout["y" if axis == "x" else "x"]
+            ]
+            if swept:
+                layout[axis] = swept[0]
+    for path in sweep_figures(result, args.out or os.path.join(args.dir, "figures"), layout):
+        print(path)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exact solutions and simulators of linear and shallow network training.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="stage-like learning of a teacher: theory vs simulation")
+    demo = sub.add_parser(
+        "demo", help="one-hidden-layer phase diagram and stage-like learning: theory vs simulation"
+    )
     demo.add_argument("--out", default="demo_out", help="folder for figures (default: demo_out)")
     demo.add_argument("--smoke", action="store_true", help="a faster, coarser run")
     demo.set_defaults(func=_demo)
@@ -43,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=int, default=0)
     verify.add_argument("--family", action="append", help="check only this family (repeatable)")
     verify.set_defaults(func=_verify)
+    sw = sub.add_parser("sweep", help="run a phase-diagram sweep from a TOML config or study name")
+    sw.add_argument(
+        "config",
+        help="CONFIG.toml, or a built-in study: one-hidden-layer, parametrizations, unbalanced, lambda",
+    )
+    sw.add_argument("--out", required=True, help="result folder (resumable)")
+    sw.add_argument("--resume", action="store_true", help="continue a sweep already in --out")
+    sw.add_argument("--x64", action="store_true", help="run in float64")
+    sw.add_argument("--scheduler", help="address of a Dask scheduler to run the chunks on")
+    sw.add_argument("--chunk-size", type=int, help="points per compiled call")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_sweep)
+    pl = sub.add_parser("plot", help="heat maps of a finished sweep")
+    pl.add_argument("dir", help="the sweep's --out folder")
+    pl.add_argument("--out", help="figure folder (default DIR/figures)")
+    pl.set_defaults(func=_plot)
     return parser
 
 

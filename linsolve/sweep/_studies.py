@@ -1,0 +1,363 @@
+"""Built-in studies: phase diagrams with the closed form beside the simulation at every point.
+
+Each study maps grid axes (width, exponents, ratios, ...) to a point function returning order
+parameters: simulated and exact final values, the NTK change ``|K_T - K_0| / |K_0|``, relative
+weight change, alignment, time to learn, divergence, and the theory-vs-simulation error. Widths are
+swept without recompilation by zero-padding hidden units up to the largest width of the grid, which
+is exact for these linear networks (a zero unit receives zero gradient under GD and GF).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from .. import exact, simulate, tasks
+from ..models import PARAMETRIZATIONS
+from ._config import ConfigError
+
+__all__ = ["Study", "STUDIES", "time_to_learn", "REGIMES"]
+
+REGIMES = exact.MECHANISMS  # codes of the `regime` output
+
+
+def time_to_learn(ts, loss, fraction=0.01):
+    """First time the loss falls to `fraction` of its initial value (log-linear interpolation)."""
+    target = fraction * loss[0]
+    below = loss <= target
+    j = jnp.argmax(below)
+    jm = jnp.maximum(j - 1, 0)
+    l0, l1 = jnp.log(jnp.maximum(loss[jm], 1e-300)), jnp.log(jnp.maximum(loss[j], 1e-300))
+    frac = jnp.where(l1 < l0, (l0 - jnp.log(target)) / (l0 - l1), 0.0)
+    t = ts[jm] + jnp.clip(frac, 0.0, 1.0) * (ts[j] - ts[jm])
+    return jnp.where(jnp.any(below), jnp.where(j == 0, ts[0], t), jnp.inf)
+
+
+def _rel(a, b):
+    return jnp.max(jnp.abs(a - b)) / jnp.maximum(jnp.max(jnp.abs(b)), 1e-300)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A built-in study: its axes (with defaults), parameters, point function and plot layout."""
+
+    name: str
+    description: str
+    axes: dict
+    params: dict
+    make: Callable  # (params dict, grid axes dict) -> point function
+    plot: dict = field(default_factory=dict)
+    default_axes: dict = field(default_factory=dict)
+    positive: tuple = ()
+    integer: tuple = ()
+
+    def check_axis(self, name, values) -> None:
+        values = np.asarray(values)
+        if name in self.positive and np.any(values <= 0):
+            raise ConfigError(f"`axes.{name}` must be positive; got {values.tolist()}.")
+        if name in self.integer and np.any(values != np.round(values)):
+            raise ConfigError(f"`axes.{name}` must hold integers; got {values.tolist()}.")
+
+    def check_params(self, params) -> None:
+        for key in ("s_abs", "m2", "lr", "horizon"):
+            if key in params and params[key] <= 0:
+                raise ConfigError(f"`params.{key}` must be positive; got {params[key]!r}.")
+
+    def default_config(self) -> dict:
+        return {"study": self.name, "axes": dict(self.default_axes), "params": {}}
+
+
+# --- the width-d one-dimensional network ----------------------------------------------------------
+
+
+def _one_d_point(*, width, max_width, a_u, a_w, b_u, b_w, c, ratio, s, m2, lr, horizon, n_times, key):
+    """Simulated and exact training of ``f(x) = kappa (u.w) x`` at one grid point."""
+    d = jnp.asarray(width, jnp.asarray(s).dtype)
+    mask = (jnp.arange(max_width) < width).astype(d.dtype)
+    ku, kw = jr.split(key)
+    u0 = d ** (-a_u / 2) * jr.normal(ku, (max_width,), d.dtype) * mask
+    w0 = d ** (-a_w / 2) * jr.normal(kw, (max_width,), d.dtype) * mask
+    kappa = d ** (-c)
+    eta_u = lr * d**b_u / jnp.sqrt(ratio)
+    eta_w = lr * d**b_w * jnp.sqrt(ratio)
+    k, A = kappa**2 * m2, 2 * jnp.sqrt(eta_u * eta_w) / kappa
+    c1 = eta_w * u0 @ u0 - eta_u * w0 @ w0
+    D = (u0 @ u0) * (w0 @ w0) - (u0 @ w0) ** 2
+    B = jnp.sqrt(c1**2 + 4 * eta_u * eta_w * jnp.maximum(D, 0.0))
+    F0 = kappa * u0 @ w0
+    r = A * jnp.abs(s) / B
+    # Horizon: `horizon` time constants of the slower of the kernel and rich rates, plus the plateau.
+    T = horizon * (1 + jnp.log1p(r)) / (k * (B + A * jnp.abs(s)))
+    ts = T * jnp.linspace(0.0, 1.0, n_times)
+    theory = exact.one_hidden_layer(ts, u0, w0, s=s, m2=m2, kappa=kappa, eta_u=eta_u, eta_w=eta_w)
+    traj = simulate.gradient_flow(
+        (w0[:, None], u0[None, :]), tasks.scalar(s=s, m2=m2), ts, lrs=(eta_w, eta_u), output_scale=kappa
+    )
+    w_sim, u_sim = traj.params[0][:, :, 0], traj.params[1][:, 0, :]
+    F_sim = kappa * jnp.sum(u_sim * w_sim, -1)
+    ntk_sim = kappa**2 * (eta_u * jnp.sum(w_sim**2, -1) + eta_w * jnp.sum(u_sim**2, -1))
+    cos_sim = jnp.sum(u_sim * w_sim, -1) / jnp.sqrt(jnp.sum(u_sim**2, -1) * jnp.sum(w_sim**2, -1))
+    weights0 = jnp.sqrt(u0 @ u0 + w0 @ w0)
+    moved = jnp.sqrt(jnp.sum((u_sim[-1] - u0) ** 2) + jnp.sum((w_sim[-1] - w0) ** 2))
+    error = jnp.maximum(
+        jnp.maximum(_rel(theory.F, F_sim), _rel(theory.ntk, ntk_sim)), _rel(theory.cos, cos_sim)
+    )
+    F_learned = s + 0.1 * (F0 - s)
+    return {
+        "loss": traj.loss[-1],
+        "F": F_sim[-1],
+        "ntk_change": jnp.abs(ntk_sim[-1] - ntk_sim[0]) / ntk_sim[0],
+        "weight_change": moved / weights0,
+        "cos_initial": cos_sim[0],
+        "cos": cos_sim[-1],
+        "time_to_learn": time_to_learn(ts, traj.loss),
+        "diverged": traj.diverged,
+        "theory_F": theory.F[-1],
+        "theory_ntk_change": jnp.abs(theory.ntk[-1] - theory.ntk[0]) / theory.ntk[0],
+        "theory_cos": theory.cos[-1],
+        "theory_time_to_learn": exact.mode_time(F0, F_learned, s=s, k=k, A=A, B=B),
+        "theory_final_ntk_ratio": jnp.sqrt(1 + r**2) / jnp.sqrt(1 + (A * F0 / B) ** 2),
+        "r": r,
+        "rho": (b_u + b_w) / 2 + c - 1 - jnp.maximum(b_w - a_u, b_u - a_w),
+        "regime": exact.regime(u0, w0, s=s, m2=m2, kappa=kappa, eta_u=eta_u, eta_w=eta_w).code,
+        "error": error,
+        "horizon": T,
+    }
+
+
+def _one_d_make(params, axes):
+    max_width = int(np.max(axes["width"]))
+    fixed = {k: params[k] for k in ("s", "m2", "lr", "horizon")}
+    n_times = int(params["n_times"])
+
+    def point(width, output_exponent, init_exponent, lr_ratio, key):
+        return _one_d_point(
+            width=width,
+            max_width=max_width,
+            a_u=init_exponent,
+            a_w=init_exponent,
+            b_u=0.0,
+            b_w=0.0,
+            c=output_exponent,
+            ratio=lr_ratio,
+            n_times=n_times,
+            key=key,
+            **fixed,
+        )
+
+    return point
+
+
+_PRESETS = tuple(sorted(PARAMETRIZATIONS))
+
+
+def _presets_make(params, axes):
+    max_width = int(np.max(axes["width"]))
+    fixed = {k: params[k] for k in ("s", "m2", "lr", "horizon")}
+    n_times = int(params["n_times"])
+    table = np.asarray([PARAMETRIZATIONS[name] for name in _PRESETS])  # (a_w, a_u, b_w, b_u, c)
+
+    def point(parametrization, width, key):
+        a_w, a_u, b_w, b_u, c = (jnp.asarray(table)[jnp.asarray(parametrization, int), i] for i in range(5))
+        return _one_d_point(
+            width=width,
+            max_width=max_width,
+            a_u=a_u,
+            a_w=a_w,
+            b_u=b_u,
+            b_w=b_w,
+            c=c,
+            ratio=1.0,
+            n_times=n_times,
+            key=key,
+            **fixed,
+        )
+
+    return point
+
+
+_ONE_D_PARAMS = {"s": 1.0, "m2": 1.0, "lr": 1.0, "horizon": 12.0, "n_times": 64}
+
+
+# --- the unbalanced single neuron -----------------------------------------------------------------
+
+
+def _neuron_make(params, axes):
+    n_times = int(params["n_times"])
+    horizon = params["horizon"]
+    beta_star = jnp.array([0.0, params["target"]])
+    direction = jnp.array([-1.0, 0.0])  # beta0 orthogonal to beta* (Kunin et al. 2024, Fig. 2)
+
+    def point(init_scale, delta):
+        dtype = jnp.asarray(init_scale).dtype
+        bs, dirn = beta_star.astype(dtype), direction.astype(dtype)
+        # a0^2 - |w0|^2 = delta and a0 |w0| = init_scale, without cancellation for delta << 0.
+        root = jnp.sqrt(delta**2 + 4 * init_scale**2)
+        a0 = jnp.sqrt(jnp.where(delta >= 0, (delta + root) / 2, 2 * init_scale**2 / (root - delta)))
+        w0 = (init_scale / a0) * dirn
+        s_norm = jnp.linalg.norm(bs)
+        # The growing rate p = (delta + Omega)/2 sets the escape time (long for delta << 0).
+        omega = jnp.sqrt(delta**2 + 4 * s_norm**2)
+        p = jnp.where(delta >= 0, (delta + omega) / 2, 2 * s_norm**2 / (omega - delta))
+        T = horizon * (1 + jnp.log1p(s_norm / init_scale)) / p
+        ts = T * jnp.linspace(0.0, 1.0, n_times)
+        theory = exact.single_neuron(ts, a0, w0, bs)
+        task = tasks.Task(jnp.eye(2, dtype=dtype), bs[None, :], (bs @ bs).reshape(1, 1))
+        traj = simulate.gradient_flow((w0[None, :], a0.reshape(1, 1)), task, ts)
+        beta = traj.product()[:, 0, :]
+        a, w = traj.params[1][:, 0, 0], traj.params[0][:, 0, :]
+        M = a[:, None, None] ** 2 * jnp.eye(2, dtype=dtype) + w[:, :, None] * w[:, None, :]
+        cosM = jnp.sum(M[0] * M[-1]) / (jnp.linalg.norm(M[0]) * jnp.linalg.norm(M[-1]))
+        return {
+            "loss": traj.loss[-1],
+            "time_to_learn": time_to_learn(ts, traj.loss),
+            "kernel_distance": 1 - cosM,
+            "min_beta_norm": jnp.min(jnp.linalg.norm(beta, axis=-1)),
+            "cos_target": beta[-1] @ bs / (jnp.linalg.norm(beta[-1]) * s_norm),
+            "diverged": traj.diverged,
+            "error": _rel(theory.beta, beta),
+        }
+
+    return point
+
+
+# --- lambda-balanced two-layer networks -----------------------------------------------------------
+
+
+def _lambda_init(key, d, lam, scale, dtype):
+    """Lambda-balanced init ``W2^T W2 - W1 W1^T = lam I`` for sizes (d + 1, d, d + 1), traced in lam.
+
+    ``lam >= 0``: ``W1 = G``, ``W2 = O (G G^T + lam I)^{1/2}``; ``lam < 0``: ``W2 = G'``,
+    ``W1 = (G'^T G' + |lam| I)^{1/2} O'^T`` (``O``, ``O'`` (d + 1, d) orthonormal columns). Input and
+    output wider than the hidden layer keep random inits off the saddles that square layers meet
+    half the time (an orientation of determinant -1 relative to the task).
+    """
+    k1, k2, k3, k4 = jr.split(key, 4)
+    eye = jnp.eye(d, dtype=dtype)
+
+    def sqrtm(M):
+        e, V = jnp.linalg.eigh(M)
+        return (V * jnp.sqrt(jnp.clip(e, 0.0))) @ V.T
+
+    G = scale * jr.normal(k1, (d, d + 1), dtype)
+    O, _ = jnp.linalg.qr(jr.normal(k2, (d + 1, d), dtype))
+    W1_pos, W2_pos = G, O @ sqrtm(G @ G.T + jnp.abs(lam) * eye)
+    G2 = scale * jr.normal(k3, (d + 1, d), dtype)
+    O2, _ = jnp.linalg.qr(jr.normal(k4, (d + 1, d), dtype))
+    W1_neg, W2_neg = sqrtm(G2.T @ G2 + jnp.abs(lam) * eye) @ O2.T, G2
+    return jnp.where(lam >= 0, W1_pos, W1_neg), jnp.where(lam >= 0, W2_pos, W2_neg)
+
+
+def _lambda_make(params, axes):
+    n_times, d = int(params["n_times"]), int(params["size"])
+    horizon = params["horizon"]
+    svals = np.linspace(params["s_max"], params["s_max"] / d, d)
+
+    def point(lam, init_scale, key):
+        dtype = jnp.asarray(lam).dtype
+        task = tasks.teacher(
+            jr.PRNGKey(params["task_seed"]), d + 1, d + 1, jnp.asarray(svals, dtype), dtype=dtype
+        )
+        W1, W2 = _lambda_init(key, d, lam, init_scale, dtype)
+        s_min = float(svals[-1])
+        T = horizon * (1 + jnp.log1p(s_min / (jnp.abs(lam) + init_scale**2))) / (jnp.abs(lam) + 2 * s_min)
+        ts = T * jnp.linspace(0.0, 1.0, n_times)
+        theory = exact.lambda_balanced(ts, W1, W2, task)
+        traj = simulate.gradient_flow((W1, W2), task, ts)
+        from ..models import ntk as ntk_of
+
+        K = jax.vmap(ntk_of)(traj.params)
+        change = jnp.linalg.norm(K[-1] - K[0]) / jnp.linalg.norm(K[0])
+        K_t = theory.ntk
+        alignment = jnp.sum(K[0] * K[-1]) / (jnp.linalg.norm(K[0]) * jnp.linalg.norm(K[-1]))
+        return {
+            "loss": traj.loss[-1],
+            "time_to_learn": time_to_learn(ts, traj.loss),
+            "ntk_change": change,
+            "kernel_alignment": alignment,
+            "theory_ntk_change": jnp.linalg.norm(K_t[-1] - K_t[0]) / jnp.linalg.norm(K_t[0]),
+            "diverged": traj.diverged,
+            "error": jnp.maximum(_rel(theory.product, traj.product()), _rel(K_t, K)),
+        }
+
+    return point
+
+
+STUDIES = {
+    "one-hidden-layer": Study(
+        name="one-hidden-layer",
+        description=(
+            "Width-d one-hidden-layer linear net on 1-D data (Xu & Ziyin): width x output-scale "
+            "exponent (kappa = d^-c) x init exponent (sigma^2 = d^-a) x learning-rate ratio; "
+            "exact solution and gradient flow at every point; phase boundary rho = c + a - 1 = 0."
+        ),
+        axes={"width": 64, "output_exponent": 0.5, "init_exponent": 0.0, "lr_ratio": 1.0},
+        params=dict(_ONE_D_PARAMS),
+        make=_one_d_make,
+        plot={
+            "x": "width",
+            "y": "output_exponent",
+            "value": "ntk_change",
+            "boundary": "r",
+            "theory": "theory_ntk_change",
+        },
+        default_axes={"width": [8, 16, 32, 64, 128, 256], "output_exponent": {"lin": [0.0, 1.0, 6]}},
+        positive=("width", "lr_ratio"),
+        integer=("width",),
+    ),
+    "parametrizations": Study(
+        name="parametrizations",
+        description=(
+            "Standard / NTK / mean-field / muP / small-init parametrisations of the 1-D model across "
+            "widths: NTK change -> 0 in the kernel limit, O(1) under mean-field and muP. "
+            f"`parametrization` indexes {list(_PRESETS)}."
+        ),
+        axes={"parametrization": 0, "width": 64},
+        params=dict(_ONE_D_PARAMS),
+        make=_presets_make,
+        plot={
+            "x": "width",
+            "y": "parametrization",
+            "value": "ntk_change",
+            "theory": "theory_ntk_change",
+            "labels": {"parametrization": list(_PRESETS)},
+        },
+        default_axes={
+            "parametrization": list(range(len(_PRESETS))),
+            "width": [10, 32, 100, 316, 1000, 3162, 10000],
+        },
+        positive=("width",),
+        integer=("width", "parametrization"),
+    ),
+    "unbalanced": Study(
+        name="unbalanced",
+        description=(
+            "Single neuron f(x) = a w.x (Kunin et al. 2024): init scale x delta = a^2 - |w|^2; lazy "
+            "(delta >> 0), rich (delta ~ 0), delayed rich (delta << 0); exact solution vs flow."
+        ),
+        axes={"init_scale": 0.1, "delta": 0.0},
+        params={"target": 1.0, "horizon": 12.0, "n_times": 64},
+        make=_neuron_make,
+        plot={"x": "init_scale", "y": "delta", "value": "kernel_distance"},
+        default_axes={"init_scale": {"log": [1e-3, 1.0, 6]}, "delta": {"lin": [-4.0, 4.0, 9]}},
+        positive=("init_scale",),
+    ),
+    "lambda": Study(
+        name="lambda",
+        description=(
+            "Two-layer linear nets from lambda-balanced inits (Dominé et al. 2025): lambda x init "
+            "scale; NTK change from the matrix Riccati solution and from gradient flow."
+        ),
+        axes={"lam": 0.0, "init_scale": 0.1},
+        params={"size": 3, "s_max": 3.0, "task_seed": 0, "horizon": 48.0, "n_times": 48},
+        make=_lambda_make,
+        plot={"x": "init_scale", "y": "lam", "value": "ntk_change", "theory": "theory_ntk_change"},
+        default_axes={"lam": {"lin": [-4.0, 4.0, 9]}, "init_scale": {"log": [1e-3, 1.0, 6]}},
+        positive=("init_scale",),
+    ),
+}
