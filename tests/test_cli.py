@@ -12,9 +12,14 @@ def test_demo_smoke_prints_table_and_writes_figure(tmp_path, capsys):
     assert cli.main(["demo", "--smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "stage-like learning (larger singular values first): yes" in out
-    assert (tmp_path / "stage_learning.png").stat().st_size > 10_000
-    # The exact half-learning times agree with the gradient-flow ones in the table.
-    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    for name in ("stage_learning", "ntk_change_simulation", "ntk_change_theory"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    # Phase diagram: exact and gradient flow agree at every grid point.
+    error = float(out.split("max relative error ")[1].split()[0])
+    assert error < 1e-6
+    # Stage-like learning: the exact half-learning times agree with the gradient-flow ones.
+    table = out.split("max|u_flow - u_exact|")[1].split("stage-like")[0]
+    rows = [line.split() for line in table.splitlines() if line.strip()]
     assert len(rows) == 4
     for row in rows:
         assert abs(float(row[2]) - float(row[3])) < 1e-3
