@@ -110,3 +110,21 @@ def test_extreme_times_keep_values_and_gradients_finite():
     # A concrete time array closed over inside jit.
     ts = jnp.linspace(0, 1, 3)
     assert jax.jit(lambda F0: mode(ts, F0=F0, s=1.0, k=1.0, A=2.0, B=0.1))(0.2).shape == (3,)
+
+
+def test_derivatives_at_the_edges():
+    # d/dt at t = 0 is the vector field; d/ds at s = 0 (B = 0) matches finite differences.
+    kw = dict(F0=0.3, s=1.5, k=1.2, A=2.0, B=0.4)
+    dF = jax.grad(lambda t: mode(t, **kw))(0.0)
+    field = -1.2 * (0.3 - 1.5) * jnp.sqrt(0.4**2 + 4.0 * 0.3**2)
+    np.testing.assert_allclose(dF, field, rtol=1e-10)
+    f = lambda s: mode(0.7, F0=0.3, s=s, k=1.0, A=2.0, B=0.0)
+    fd = (f(1e-5) - f(-1e-5)) / 2e-5
+    np.testing.assert_allclose(jax.grad(f)(0.0), fd, rtol=1e-6)
+    # float32 in, float32 out (also for the time), and no underflow in the t = inf limit.
+    t32 = mode_time(jnp.float32(0.1), jnp.float32(0.5), s=jnp.float32(1.0), k=jnp.float32(1.0),
+                    A=jnp.float32(2.0), B=jnp.float32(0.0))
+    assert t32.dtype == jnp.float32
+    tiny = mode(jnp.inf, F0=jnp.float32(1e-30), s=jnp.float32(1e-30), k=jnp.float32(1.0),
+                A=jnp.float32(2.0), B=jnp.float32(0.0))
+    assert float(tiny) == pytest.approx(1e-30, rel=1e-6)

@@ -29,6 +29,7 @@ through by ``e^x`` for ``x > 0``). F never changes sign; F0 = 0 is a fixed point
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -97,10 +98,17 @@ def _logistic(t, F0, s, k, A):
     sigma = jnp.where(F0 >= 0, 1.0, -1.0).astype(F0.dtype)
     a0, ss = jnp.abs(F0), sigma * s
     x = k * A * ss * t
-    x_pos, x_neg = jnp.maximum(x, 0.0), jnp.minimum(x, 0.0)
-    ss_safe = jnp.where(ss == 0, 1.0, ss)
-    growth_pos = jnp.where(ss == 0, a0 * k * A * t, a0 * (-jnp.expm1(-x_pos)) / ss_safe)
-    growth_neg = jnp.where(ss == 0, a0 * k * A * t, a0 * jnp.expm1(x_neg) / ss_safe)
+    x_pos, x_neg = jnp.where(x >= 0, x, 0.0), jnp.where(x < 0, x, 0.0)  # no tie gradient at 0
+    # (1 - e^-x)/s' and (e^x - 1)/s' as kAt (1 -+ x/2 + x^2/6 -+ ...) near x = 0, so that values
+    # and derivatives (in s too) are right at and around s = 0.
+    small = jnp.abs(x) < 1e-3
+    xs = jnp.where(small, x, 0.0)
+    ss_safe = jnp.where(small, 1.0, ss)
+    kat = k * A * t
+    series_pos = 1 - xs / 2 + xs**2 / 6 - xs**3 / 24
+    series_neg = 1 + xs / 2 + xs**2 / 6 + xs**3 / 24
+    growth_pos = jnp.where(small, a0 * kat * series_pos, a0 * (-jnp.expm1(-x_pos)) / ss_safe)
+    growth_neg = jnp.where(small, a0 * kat * series_neg, a0 * jnp.expm1(x_neg) / ss_safe)
     a_pos = a0 / (jnp.exp(-x_pos) + growth_pos)
     a_neg = a0 * jnp.exp(x_neg) / (1 + growth_neg)
     a = jnp.where(x >= 0, a_pos, a_neg)
@@ -123,8 +131,10 @@ def _solve(t, F0, s, k, A, B):
     F = jnp.where(B > 0, Fg, Fl)
     rap = jnp.where(B > 0, rg, rl)
     # Exact limits: t = 0 is the initial condition; t = inf the attracting fixed point.
-    F_inf = jnp.where((B > 0) | (F0 * s > 0), s, 0.0)
-    F = jnp.where(t == 0, F0, jnp.where(jnp.isinf(t), F_inf, F))
+    same_sign = (jnp.sign(F0) == jnp.sign(s)) & (F0 != 0)  # no underflow of F0 * s
+    F_inf = jnp.where((B > 0) | same_sign, s, 0.0)
+    # t = 0 gives F0 exactly, while the derivative still comes from the closed form.
+    F = jnp.where(t == 0, F0 + (F - jax.lax.stop_gradient(F)), jnp.where(jnp.isinf(t), F_inf, F))
     rap = jnp.where(t == 0, 0.0, rap)
     return F, rap, jnp.isinf(t)
 
@@ -177,8 +187,8 @@ def mode_time(F0, F1, *, s, k, A, B) -> Float[Array, ...]:
     Returns ``inf`` when ``F1`` is not reached in finite time (it is the fixed point, lies beyond
     it, or lies behind ``F0``).
     """
-    F1 = jnp.asarray(F1)
-    _, p = _prepare(jnp.zeros(()), F0, s, k, A, B)
+    dtype = float_dtype_of(F0, F1, s, k, A, B)
+    _, p = _prepare(jnp.zeros((), dtype), F0, s, k, A, B)
     F0, s, k, A, B = p["F0"], p["s"], p["k"], p["A"], p["B"]
     F1 = as_float(F1, "F1", F0.dtype)
     shape = jnp.broadcast_shapes(F0.shape, F1.shape, s.shape, k.shape, A.shape, B.shape)
