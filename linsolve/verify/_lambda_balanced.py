@@ -17,7 +17,7 @@ import numpy as np
 from .. import init, simulate, tasks
 from ..exact._lambda_balanced import lambda_balanced
 from ..tasks import Task
-from ._core import Check
+from ._core import Check, max_abs, rel_error
 
 PAD = (4, 6, 4)  # (d_in, h, d_out) every simulated network is embedded in
 TS = np.concatenate([np.linspace(0.0, 40.0, 81), [1e3]])
@@ -62,19 +62,6 @@ def realise(case: dict, dtype=jnp.float64):
     task = tasks.teacher(k1, d_in, d_out, jnp.asarray(case["svals"], dtype), dtype=dtype)
     W1, W2 = init.lambda_balanced(k2, case["sizes"], case["lam"], case["scale"], dtype=dtype)
     return W1, W2, task, case["tau"]
-
-
-def rel_error(approx, reference) -> float:
-    """``max |approx - reference| / max |reference|`` (``_core.rel_error``, in numpy: no compiles)."""
-    approx, reference = np.asarray(approx), np.asarray(reference)
-    scale = float(np.max(np.abs(reference)))
-    err = float(np.max(np.abs(approx - reference)))
-    return err / scale if scale > 0 else err
-
-
-def max_abs(*pairs) -> float:
-    """Max over pairs ``(a, b)`` of ``max |a - b|`` (numpy)."""
-    return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in pairs)
 
 
 def _pad(x, shape):

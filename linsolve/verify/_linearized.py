@@ -19,8 +19,7 @@ import scipy.linalg
 from .. import models, simulate
 from ..exact._linearized import linearized
 from ..tasks import Task
-from ._core import Check
-from ._lambda_balanced import max_abs, rel_error
+from ._core import Check, max_abs, rel_error
 
 D_IN, D_OUT = 4, 2
 TS = np.concatenate([np.linspace(0.0, 4.0, 17), np.geomspace(5.0, 3000.0, 44)])  # all scales

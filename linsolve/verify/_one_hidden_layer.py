@@ -21,7 +21,7 @@ from ..exact._mode import mode_time
 from ..exact._one_hidden_layer import one_hidden_layer
 from ..simulate import gradient_flow
 from ..tasks import scalar
-from ._core import Check
+from ._core import Check, rel_error
 
 __all__ = ["Case", "draw_cases", "simulate_cases", "closed_cases", "compare", "check"]
 
@@ -125,13 +125,6 @@ def end_time(case: Case) -> float:
 _mode_time = jax.jit(lambda F0, F1, s, k, A, B: mode_time(F0, F1, s=s, k=k, A=A, B=B))
 
 
-def _rel(approx, reference) -> float:
-    """``verify._core.rel_error`` in NumPy (no per-shape compilation)."""
-    scale = float(np.max(np.abs(reference)))
-    err = float(np.max(np.abs(np.asarray(approx) - reference)))
-    return err / scale if scale > 0 else err
-
-
 def _sim_one(u0, w0, s, m2, kappa, eta_u, eta_w, ts):
     traj = gradient_flow(
         (w0[:, None], u0[None, :]), scalar(s=s, m2=m2), ts, lrs=(eta_w, eta_u),
@@ -218,7 +211,7 @@ def compare(cases: list[Case]) -> list[dict]:
     results = []
     for c, sim, sol in zip(cases, sims, closed):
         ref = _observables(sim["u"][:-1], sim["w"][:-1], c)
-        errs = {f: _rel(sol[f][:-1], ref[f]) for f in FIELDS}
+        errs = {f: rel_error(sol[f][:-1], ref[f]) for f in FIELDS}
         u, w = sol["u"], sol["w"]
         # Conserved quantities along the closed form (t = inf included), relative to their
         # natural scales (G = eta_w |u|^2 + eta_u |w|^2 bounds every entry of C).
@@ -264,7 +257,7 @@ def check(key, draws: int = 20) -> Check:
     results = compare(draw_cases(key, draws))
     bad = any(r["diverged"] for r in results)
     return Check(
-        family="one_hidden_layer (Xu & Ziyin)",
+        family="one_hidden_layer",
         cases=len(results),
         max_rel_error=float("inf") if bad else max(r["rel_error"] for r in results),
         max_invariant_drift=max(r["drift"] for r in results),
