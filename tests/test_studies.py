@@ -39,6 +39,11 @@ def test_one_hidden_layer_study_theory_matches_simulation():
     np.testing.assert_allclose(result["ntk_change"], result["theory_ntk_change"], rtol=1e-6, atol=1e-9)
     # Learned: the loss at the horizon is tiny everywhere.
     assert float(result["loss"].max()) < 1e-8
+    labels = sweep.classify(result, mechanisms=True)
+    assert labels.shape == result.grid.shape
+    assert set(np.unique(labels)) <= {"kernel", "alignment", "disalignment", "rescaling"}
+    plain = sweep.classify(result)
+    np.testing.assert_array_equal(plain == "kernel", result["ntk_change"] < 0.1)
     # The predicted exponent rho = c + a - 1 is what the grid implies.
     rho = result["rho"][0, :, :, 0]
     np.testing.assert_allclose(rho, np.add.outer([0.0, 0.5, 1.0], [0.0, 1.0]) - 1)
@@ -61,7 +66,15 @@ def test_parametrizations_kernel_limit_vs_feature_learning():
     assert ntk_param[0] > 4 * ntk_param[1] > 16 * ntk_param[2]  # -> 0 like d^-1/2
     assert ntk_param[2] < 0.05
     assert (mean_field > 0.3).all()  # O(1) at every width
+    labels = sweep.classify(result)
+    assert labels[0, -1] == "kernel" and (labels[1] == "feature learning").all()
     assert float(result["error"].max()) < 1e-6
+
+
+def test_shipped_configs_load():
+    for name in sweep.STUDIES:
+        config = sweep.load_config(name)
+        assert config.study.name == name and config.grid.size > 1
 
 
 def test_config_errors_name_the_key():

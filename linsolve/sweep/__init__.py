@@ -1,6 +1,7 @@
 """Phase-diagram sweeps: a Grid of named axes, chunked vmapped runs, a resumable result store,
 built-in studies configured by TOML files."""
 
+from ._classify import classify as classify
 from ._config import ConfigError as ConfigError
 from ._config import SweepConfig as SweepConfig
 from ._config import load_config as load_config

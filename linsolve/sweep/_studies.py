@@ -52,7 +52,6 @@ class Study:
     params: dict
     make: Callable  # (params dict, grid axes dict) -> point function
     plot: dict = field(default_factory=dict)
-    default_axes: dict = field(default_factory=dict)
     positive: tuple = ()
     integer: tuple = ()
 
@@ -69,7 +68,12 @@ class Study:
                 raise ConfigError(f"`params.{key}` must be positive; got {params[key]!r}.")
 
     def default_config(self) -> dict:
-        return {"study": self.name, "axes": dict(self.default_axes), "params": {}}
+        """The shipped configuration file ``linsolve/sweep/configs/<name>.toml``."""
+        import tomllib
+        from importlib.resources import files
+
+        text = files("linsolve.sweep").joinpath("configs", f"{self.name}.toml").read_text()
+        return tomllib.loads(text)
 
 
 # --- the width-d one-dimensional network ----------------------------------------------------------
@@ -306,7 +310,6 @@ STUDIES = {
             "boundary": "r",
             "theory": "theory_ntk_change",
         },
-        default_axes={"width": [8, 16, 32, 64, 128, 256], "output_exponent": {"lin": [0.0, 1.0, 6]}},
         positive=("width", "lr_ratio"),
         integer=("width",),
     ),
@@ -327,10 +330,6 @@ STUDIES = {
             "theory": "theory_ntk_change",
             "labels": {"parametrization": list(_PRESETS)},
         },
-        default_axes={
-            "parametrization": list(range(len(_PRESETS))),
-            "width": [10, 32, 100, 316, 1000, 3162, 10000],
-        },
         positive=("width",),
         integer=("width", "parametrization"),
     ),
@@ -344,7 +343,6 @@ STUDIES = {
         params={"target": 1.0, "horizon": 12.0, "n_times": 64},
         make=_neuron_make,
         plot={"x": "init_scale", "y": "delta", "value": "kernel_distance"},
-        default_axes={"init_scale": {"log": [1e-3, 1.0, 6]}, "delta": {"lin": [-4.0, 4.0, 9]}},
         positive=("init_scale",),
     ),
     "lambda": Study(
@@ -357,7 +355,6 @@ STUDIES = {
         params={"size": 3, "s_max": 3.0, "task_seed": 0, "horizon": 48.0, "n_times": 48},
         make=_lambda_make,
         plot={"x": "init_scale", "y": "lam", "value": "ntk_change", "theory": "theory_ntk_change"},
-        default_axes={"lam": {"lin": [-4.0, 4.0, 9]}, "init_scale": {"log": [1e-3, 1.0, 6]}},
         positive=("init_scale",),
     ),
 }
