@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import exact as exact
 from . import init as init
+from . import mlp as mlp
 from . import models as models
 from . import simulate as simulate
 from . import tasks as tasks

@@ -2,13 +2,14 @@
 
 Deep linear parameters are a tuple ``(W1, ..., WL)``, ``W_l`` of shape ``(n_l, n_{l-1})``; the network
 is ``f(x) = kappa W_L ... W_1 x`` and ``P = kappa W_L ... W_1`` its end-to-end map. A shallow nonlinear
-network is a :class:`ShallowNet` PyTree ``f(x) = kappa (W2 act(W1 x + b1) + b2)``. Both kinds train
-through the same simulators; their "layers" (the unit a learning rate applies to) come from
-:func:`layers_of`.
+network is a :class:`Network` PyTree (:class:`ShallowNet` ``f(x) = kappa (W2 act(W1 x + b1) + b2)``,
+or the deep :class:`~linsolve.mlp.MLP`). Both kinds train through the same simulators; their
+"layers" (the unit a learning rate applies to) come from :func:`layer_rates`.
 """
 
 from __future__ import annotations
 
+import abc
 from typing import NamedTuple
 
 import equinox as eqx
@@ -20,6 +21,7 @@ from jaxtyping import Array, Float
 from .tasks import Task
 
 __all__ = [
+    "Network",
     "ShallowNet",
     "shallow_init",
     "apply",
@@ -46,7 +48,38 @@ _ACTIVATIONS = {
 }
 
 
-class ShallowNet(eqx.Module):
+class Network(eqx.Module):
+    """Base of the nonlinear networks trained on data (:class:`ShallowNet`, :class:`~linsolve.mlp.MLP`).
+
+    A subclass is a PyTree of arrays (``None`` for absent biases) with `d_in`, `d_out`, `n_layers`
+    (units that carry their own learning rate), `layer_rates(lrs)` (a PyTree like itself whose
+    leaves hold their layer's rate) and ``__call__(X)`` mapping (n, d_in) to (n, d_out).
+    """
+
+    @property
+    @abc.abstractmethod
+    def d_in(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def d_out(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def n_layers(self) -> int: ...
+
+    @abc.abstractmethod
+    def layer_rates(self, lrs: Float[Array, " L"]) -> Network: ...
+
+    @abc.abstractmethod
+    def __call__(self, X: Float[Array, "n d_in"]) -> Float[Array, "n d_out"]: ...
+
+
+def _fill(x, rate):
+    return None if x is None else jnp.full_like(x, rate)
+
+
+class ShallowNet(Network):
     """One-hidden-layer network ``f(x) = W2 act(W1 x + b1) + b2`` (output scale applied outside).
 
     **Fields:** `W1` (h, d_in), `b1` (h,) or None, `W2` (d_out, h), `b2` (d_out,) or None,
@@ -81,6 +114,14 @@ class ShallowNet(eqx.Module):
     @property
     def d_out(self) -> int:
         return self.W2.shape[-2]
+
+    @property
+    def n_layers(self) -> int:
+        return 2
+
+    def layer_rates(self, lrs: Float[Array, " L"]) -> ShallowNet:
+        W1, b1, W2, b2 = (_fill(x, lrs[i // 2]) for i, x in enumerate((self.W1, self.b1, self.W2, self.b2)))
+        return ShallowNet(W1, b1, W2, b2, self.activation)
 
     def features(self, X: Float[Array, "n d_in"]) -> Float[Array, "n h"]:
         """Hidden-layer activations ``act(W1 x + b1)`` for rows of ``X``."""
@@ -117,20 +158,13 @@ def shallow_init(
 
 def n_layers(params) -> int:
     """Number of layers (units that carry their own learning rate)."""
-    return 2 if isinstance(params, ShallowNet) else len(params)
+    return params.n_layers if isinstance(params, Network) else len(params)
 
 
 def layer_rates(params, lrs: Float[Array, " L"]):
     """A PyTree like ``params`` whose leaves are the learning rate of the leaf's layer."""
-    if isinstance(params, ShallowNet):
-        fill = lambda x, r: None if x is None else jnp.full_like(x, r)
-        return ShallowNet(
-            fill(params.W1, lrs[0]),
-            fill(params.b1, lrs[0]),
-            fill(params.W2, lrs[1]),
-            fill(params.b2, lrs[1]),
-            params.activation,
-        )
+    if isinstance(params, Network):
+        return params.layer_rates(lrs)
     return tuple(lrs[i] for i in range(len(params)))
 
 
@@ -148,8 +182,8 @@ def end_to_end(params, output_scale=1.0) -> Float[Array, "d_out d_in"]:
 
 
 def apply(params, X: Float[Array, "n d_in"], output_scale=1.0) -> Float[Array, "n d_out"]:
-    """Network outputs for rows of ``X`` (deep linear tuple or ShallowNet)."""
-    if isinstance(params, ShallowNet):
+    """Network outputs for rows of ``X`` (deep linear tuple or Network)."""
+    if isinstance(params, Network):
         return output_scale * params(X)
     return X @ end_to_end(params, output_scale).T
 
@@ -161,10 +195,10 @@ def data_loss(params, X, Y, output_scale=1.0) -> Float[Array, ""]:
 
 
 def loss(params, task: Task, output_scale=1.0) -> Float[Array, ""]:
-    """Full-batch loss: covariance form for deep linear nets, data form for ShallowNet."""
-    if isinstance(params, ShallowNet):
+    """Full-batch loss: covariance form for deep linear nets, data form for a Network."""
+    if isinstance(params, Network):
         if task.X is None:
-            raise ValueError("a ShallowNet needs a task that carries data (`Task.from_data`).")
+            raise ValueError(f"a {type(params).__name__} needs a task that carries data (`Task.from_data`).")
         return data_loss(params, task.X, task.Y, output_scale)
     return task.loss(end_to_end(params, output_scale))
 
@@ -175,7 +209,7 @@ def gradients(params, task: Task, output_scale=1.0):
     For the deep linear net, with ``G = dL/dP = Syx' = P Sxx - Syx``:
     ``dL/dW_l = kappa (W_L..W_{l+1})^T G (W_{l-1}..W_1)^T``.
     """
-    if isinstance(params, ShallowNet):
+    if isinstance(params, Network):
         return jax.grad(loss)(params, task, output_scale)
     P = end_to_end(params, output_scale)
     G = P @ task.Sxx - task.Syx
@@ -222,13 +256,13 @@ def ntk_data(params, X, X2=None, output_scale=1.0, lrs=1.0):
     ``K(x, x')_{oo'} = sum_l eta_l d f_o(x)/d theta_l . d f_o'(x')/d theta_l``.
 
     Deep linear nets use the closed form ``kappa^2 sum_l eta_l (A_l A_l^T) (x^T B_l^T B_l x')``;
-    ShallowNet uses autodiff Jacobians.
+    Networks use autodiff Jacobians.
     """
     X2 = X if X2 is None else X2
     L = n_layers(params)
     dtype = X.dtype
     lrs = jnp.broadcast_to(jnp.asarray(lrs, dtype), (L,))
-    if not isinstance(params, ShallowNet):
+    if not isinstance(params, Network):
         out = 0.0
         for l, (A, B) in enumerate(_factors(params, output_scale)):
             gram = (X @ B.T) @ (X2 @ B.T).T

@@ -15,7 +15,7 @@ from .._misc import (
     per_layer,
     validate_params,
 )
-from ..models import ShallowNet, end_to_end, n_layers
+from ..models import Network, end_to_end, n_layers
 from ..tasks import Task
 
 
@@ -24,8 +24,8 @@ class Trajectory(eqx.Module):
 
     **Fields:**
     - `ts`: (T,) times of the records (for gradient descent: step counts, ``t = k``).
-    - `params`: the parameters at each record (tuple of (T, n_l, n_{l-1}) or a ShallowNet of
-      stacked arrays).
+    - `params`: the parameters at each record (tuple of (T, n_l, n_{l-1}) or a Network (ShallowNet,
+      MLP) of stacked arrays).
     - `loss`: (T,) full-batch loss; ``inf`` from the record where the run diverged on.
     - `diverged`: () bool, True if the run blew up (non-finite or exploding loss, or the ODE
       solver failed); the parameters are then frozen at the last good record.
@@ -46,8 +46,10 @@ class Trajectory(eqx.Module):
 
     def product(self) -> Float[Array, "T d_out d_in"]:
         """End-to-end map ``kappa W_L...W_1`` at every record (deep linear nets)."""
-        if isinstance(self.params, ShallowNet):
-            raise ValueError("`product` is defined for deep linear nets, not for a ShallowNet.")
+        if isinstance(self.params, Network):
+            raise ValueError(
+                f"`product` is defined for deep linear nets, not for a {type(self.params).__name__}."
+            )
         return jax.vmap(lambda p: end_to_end(p, self.output_scale))(self.params)
 
 
@@ -55,19 +57,20 @@ def prepare(params0, task: Task, lrs, output_scale):
     """Validate and normalise the inputs shared by every simulator (raises before any work)."""
     if not isinstance(task, Task):
         raise ValueError(f"`task` must be a linsolve.Task; got {type(task).__name__}.")
-    if isinstance(params0, ShallowNet):
-        dtype = float_dtype_of(params0.W1)
-        for name in ("W1", "b1", "W2", "b2"):
-            value = getattr(params0, name)
-            if value is not None:
-                check_finite(f"params0.{name}", value)
+    if isinstance(params0, Network):
+        leaves = jax.tree_util.tree_leaves_with_path(params0)
+        dtype = float_dtype_of(leaves[0][1])
+        for path, value in leaves:
+            check_finite(f"params0{jax.tree_util.keystr(path)}", value)
         if params0.d_in != task.d_in or params0.d_out != task.d_out:
             raise ValueError(
                 f"`params0` maps {params0.d_in} -> {params0.d_out} but the task is "
                 f"{task.d_in} -> {task.d_out}."
             )
         if task.X is None:
-            raise ValueError("a ShallowNet needs a task that carries data (`Task.from_data`).")
+            raise ValueError(
+                f"a {type(params0).__name__} needs a task that carries data (`Task.from_data`)."
+            )
     else:
         params0 = validate_params(params0, "params0")
         check_against_task(params0, task, "params0")

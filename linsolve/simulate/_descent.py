@@ -6,9 +6,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import optax
 
-from .._misc import as_scalar
+from .._misc import as_scalar, is_concrete
 from ..models import data_loss, layer_rates, loss
 from ..tasks import Task
 from ._common import Trajectory, prepare
@@ -37,7 +38,7 @@ def _tree_where(pred, a, b):
 
 @eqx.filter_jit
 def _descend(
-    params0, task, lrs, kappa, key, factor, n_records, record_every, opt, batch_size, observe
+    params0, task, lrs, kappa, key, factor, n_records, record_every, opt, batch_size, observe, targets
 ):
     rates = layer_rates(params0, lrs)
     dtype = lrs.dtype
@@ -79,17 +80,26 @@ def _descend(
         carry, _ = jax.lax.scan(step, carry, None, length=record_every)
         return carry, record(carry)
 
+    def until(carry, target):
+        # Variable gaps between records: step while the counter is short of the target.
+        carry = jax.lax.while_loop(lambda c: c[5] < target, lambda c: step(c, None)[0], carry)
+        return carry, record(carry)
+
     carry0 = (params0, opt_state0, key, jnp.zeros((), bool), jnp.full((), -1), jnp.zeros((), int))
-    carry, (params, losses, obs) = jax.lax.scan(chunk, carry0, None, length=n_records)
-    first = record(carry0)
-    stack = lambda a, b: jnp.concatenate([a[None], b])
-    params = jax.tree_util.tree_map(stack, first[0], params)
-    losses = stack(first[1], losses)
-    obs = jax.tree_util.tree_map(stack, first[2], obs)
-    ts = (jnp.arange(n_records + 1) * record_every).astype(dtype)
+    if targets is None:
+        carry, (params, losses, obs) = jax.lax.scan(chunk, carry0, None, length=n_records)
+        first = record(carry0)
+        stack = lambda a, b: jnp.concatenate([a[None], b])
+        params = jax.tree_util.tree_map(stack, first[0], params)
+        losses = stack(first[1], losses)
+        obs = jax.tree_util.tree_map(stack, first[2], obs)
+        ts = (jnp.arange(n_records + 1) * record_every).astype(dtype)
+    else:
+        carry, (params, losses, obs) = jax.lax.scan(until, carry0, targets)
+        ts = targets.astype(dtype)
     diverged, div_step = carry[3], carry[4]
     diverged_at = jnp.where(diverged, div_step.astype(dtype), jnp.inf)
-    stats = {"steps": jnp.asarray(n_records * record_every), "diverged_step": div_step}
+    stats = {"steps": carry[5], "diverged_step": div_step}
     return Trajectory(ts, params, losses, diverged, diverged_at, obs, kappa, stats)
 
 
@@ -100,6 +110,7 @@ def gradient_descent(
     lrs,
     steps: int,
     record_every: int = 1,
+    record_at=None,
     output_scale=1.0,
     optimizer=None,
     batch_size: int | None = None,
@@ -115,11 +126,14 @@ def gradient_descent(
     ..., steps``.
 
     **Arguments:**
-    - `params0`: tuple ``(W1, ..., WL)`` or a ShallowNet.
+    - `params0`: tuple ``(W1, ..., WL)`` or a Network (ShallowNet, MLP).
     - `task`: the :class:`~linsolve.Task`; full batch uses its covariance form (deep linear) or
-      its data (ShallowNet).
+      its data (Network).
     - `lrs`: per-layer learning rates (scalar or (L,)), > 0, traced: new values do not recompile.
     - `steps`, `record_every`: number of steps (a multiple of `record_every`) and record spacing.
+    - `record_at`: instead of `record_every`, the step counts to record at (increasing integers in
+      ``[0, steps]``, e.g. log-spaced for long runs; traced, so new values do not recompile). Memory
+      is O(records), whatever the number of steps.
     - `output_scale`: kappa > 0.
     - `optimizer`: None (plain GD), a name in :data:`OPTIMIZERS`, or an optax
       ``GradientTransformation`` built with learning rate 1; its updates are scaled by `lrs`
@@ -138,7 +152,21 @@ def gradient_descent(
         raise ValueError(f"`steps` must be a non-negative integer; got {steps!r}.")
     if int(record_every) != record_every or record_every < 1:
         raise ValueError(f"`record_every` must be a positive integer; got {record_every!r}.")
-    if steps % record_every:
+    if record_at is not None:
+        targets = np.asarray(record_at) if is_concrete(record_at) else record_at
+        if targets.ndim != 1 or targets.shape[0] < 1:
+            raise ValueError(
+                f"`record_at` must be a non-empty 1-D array of steps; got shape {targets.shape}."
+            )
+        if isinstance(targets, np.ndarray):
+            if not np.all(targets == np.round(targets)) or np.any(np.diff(targets) <= 0):
+                raise ValueError(f"`record_at` must be increasing integers; got {targets}.")
+            if targets[0] < 0 or targets[-1] > steps:
+                raise ValueError(
+                    f"`record_at` must lie in [0, steps={steps}]; got {targets[0]} .. {targets[-1]}."
+                )
+        targets = jnp.asarray(targets).astype(int)
+    elif steps % record_every:
         raise ValueError(
             f"`steps` must be a multiple of `record_every`; got steps={steps}, "
             f"record_every={record_every}."
@@ -173,4 +201,5 @@ def gradient_descent(
         optimizer,
         batch_size,
         observe,
+        targets if record_at is not None else None,
     )

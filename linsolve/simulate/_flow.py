@@ -77,13 +77,13 @@ def gradient_flow(
 
     The vector field is the exact gradient of the covariance-form loss
     ``L = 1/2 tr Syy - tr(Syx P^T) + 1/2 tr(P Sxx P^T)``, ``P = kappa W_L...W_1`` (deep linear nets of
-    any depth), or of the data loss for a :class:`~linsolve.models.ShallowNet`. Integration is
+    any depth), or of the data loss for a :class:`~linsolve.models.Network` (ShallowNet, MLP). Integration is
     adaptive 8th-order Dormand-Prince (``diffrax.Dopri8``) with PID step control; in float64 with the
     default tolerances the conserved quantities ``eta_l W_{l+1}^T W_{l+1} - eta_{l+1} W_l W_l^T``
     drift by < 1e-9 over a whole sigmoidal learning curve.
 
     **Arguments:**
-    - `params0`: tuple ``(W1, ..., WL)``, ``W_l`` (n_l, n_{l-1}), or a ShallowNet.
+    - `params0`: tuple ``(W1, ..., WL)``, ``W_l`` (n_l, n_{l-1}), or a Network (ShallowNet, MLP).
     - `task`: the :class:`~linsolve.Task`.
     - `ts`: (T,) non-decreasing save times, ``ts >= 0``.
     - `lrs`: layer-wise rates ``eta_l`` (scalar or (L,)), > 0; traced, so sweeping them does not
