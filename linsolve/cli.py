@@ -114,6 +114,52 @@ def _plot(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    import os
+
+    import jax
+
+    jax.config.update("jax_default_matmul_precision", args.precision)
+    from .bench import run, to_markdown
+
+    try:
+        results = run(quick=args.quick, only=args.only)
+    except ValueError as error:
+        print(f"linsolve bench: error: {error}", file=sys.stderr)
+        return 2
+    out = args.out
+    if out is None and os.path.isdir("benchmarks"):
+        out = os.path.join("benchmarks", "RESULTS.md")
+    if out:
+        _prepend_run(out, to_markdown(results))
+        print(f"results written to {out}")
+    return 0
+
+
+def _prepend_run(path: str, text: str) -> None:
+    """Newest run first, below the file's own header (kept as it is)."""
+    import os
+
+    header, runs = "# Benchmark results\n\nNewest run first; `linsolve bench` adds one.\n\n", ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        cut = old.find("## Run of")
+        header, runs = (old, "") if cut < 0 else (old[:cut], old[cut:])
+    with open(path, "w") as f:
+        f.write(header + text + "\n" + runs)
+
+
+def _use_all_cores() -> None:
+    """One XLA CPU device per core, so sweeps shard their chunks over the cores."""
+    from .sweep import cpu_devices
+
+    try:
+        cpu_devices()
+    except RuntimeError:  # JAX already started (e.g. main() called in-process): keep its devices
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="linsolve",
@@ -148,11 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("dir", help="the sweep's --out folder")
     pl.add_argument("--out", help="figure folder (default DIR/figures)")
     pl.set_defaults(func=_plot)
+    be = sub.add_parser("bench", help="performance harness against NumPy / PyTorch baselines")
+    be.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
+    be.add_argument("--only", nargs="+", metavar="B", help="benchmarks to run (B1 ... B6)")
+    be.add_argument("--out", help="markdown file to add the run to (default benchmarks/RESULTS.md)")
+    be.add_argument(
+        "--precision", default="highest", help="jax_default_matmul_precision (default: highest)"
+    )
+    be.set_defaults(func=_bench)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("demo", "sweep", "bench"):
+        _use_all_cores()
     return args.func(args)
 
 

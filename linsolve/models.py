@@ -29,6 +29,7 @@ __all__ = [
     "loss",
     "data_loss",
     "gradients",
+    "loss_and_gradients",
     "ntk",
     "ntk_data",
     "conserved_quantities",
@@ -203,23 +204,41 @@ def loss(params, task: Task, output_scale=1.0) -> Float[Array, ""]:
     return task.loss(end_to_end(params, output_scale))
 
 
+def loss_and_gradients(params, task: Task, output_scale=1.0):
+    """Full-batch loss and ``dL/dW_l`` of a deep linear net, in O(L) thin matrix products.
+
+    With ``A_l = W_L..W_{l+1}`` (d_out, n_l), ``B_l = W_{l-1}..W_1`` (n_{l-1}, d_in),
+    ``P = kappa A_0``-chain, ``G = dL/dP = P Sxx - Syx``:
+    ``dL/dW_l = kappa A_l^T (G B_l^T)``. The suffixes ``A_l`` and the products ``R_l = G B_l^T =
+    R_{l-1} W_{l-1}^T`` both have d_out rows, so a step costs ``O(L d_out n^2 + d_out d_in^2)``
+    and no product of two wide factors is formed; the loss reuses ``P Sxx``:
+    ``L = 1/2 tr Syy - <Syx, P> + 1/2 <P Sxx, P>``.
+    """
+    L = len(params)
+    suffix = [None] * L  # suffix[l] = W_L..W_{l+2} in 0-based layers (None: identity)
+    for l in range(L - 2, -1, -1):
+        suffix[l] = params[l + 1] if suffix[l + 1] is None else suffix[l + 1] @ params[l + 1]
+    P = output_scale * (params[0] if suffix[0] is None else suffix[0] @ params[0])
+    PS = P @ task.Sxx
+    value = 0.5 * jnp.trace(task.Syy) - jnp.sum(task.Syx * P) + 0.5 * jnp.sum(PS * P)
+    R = PS - task.Syx
+    grads = []
+    for l in range(L):
+        grads.append(output_scale * (R if suffix[l] is None else suffix[l].T @ R))
+        if l < L - 1:
+            R = R @ params[l].T
+    return value, tuple(grads)
+
+
 def gradients(params, task: Task, output_scale=1.0):
     """``dL/dW_l`` for every layer (closed form for deep linear nets, autodiff otherwise).
 
-    For the deep linear net, with ``G = dL/dP = Syx' = P Sxx - Syx``:
-    ``dL/dW_l = kappa (W_L..W_{l+1})^T G (W_{l-1}..W_1)^T``.
+    For the deep linear net, with ``G = dL/dP = P Sxx - Syx``:
+    ``dL/dW_l = kappa (W_L..W_{l+1})^T G (W_{l-1}..W_1)^T`` (see :func:`loss_and_gradients`).
     """
     if isinstance(params, Network):
         return jax.grad(loss)(params, task, output_scale)
-    P = end_to_end(params, output_scale)
-    G = P @ task.Sxx - task.Syx
-    dtype, L = params[0].dtype, len(params)
-    out = []
-    for l in range(L):
-        above = _chain(params[l + 1 :], params[l].shape[0], dtype)
-        below = _chain(params[:l], params[0].shape[1], dtype)
-        out.append(output_scale * above.T @ G @ below.T)
-    return tuple(out)
+    return loss_and_gradients(params, task, output_scale)[1]
 
 
 def _factors(params, output_scale):

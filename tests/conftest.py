@@ -1,4 +1,4 @@
-"""Tests run in float64; `compilations` counts XLA compilations inside a block."""
+"""Tests run in float64 on two CPU devices; `compilations` counts XLA compilations inside a block."""
 
 import contextlib
 
@@ -7,6 +7,8 @@ import jax.random as jr
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+# Two CPU devices, so the sweep's sharded path runs in the tests as it does under the CLI.
+jax.config.update("jax_num_cpu_devices", 2)
 
 
 @pytest.fixture

@@ -96,3 +96,30 @@ def test_conserved_quantities_formula(getkey):
     W1, W2 = params
     np.testing.assert_allclose(C, 2.0 * W2.T @ W2 - 3.0 * W1 @ W1.T)
     assert isinstance(lns.Task, type)
+
+
+@pytest.mark.parametrize("sizes", [(4, 3), (4, 6, 3), (5, 3, 7, 4, 2)])
+def test_thin_product_gradients_match_autodiff(sizes, getkey):
+    """The O(L) loss-and-gradient of the GD fast path against autodiff of the covariance loss."""
+    from linsolve.models import loss_and_gradients
+
+    task = lns.tasks.teacher(getkey(), sizes[0], sizes[-1], jnp.array([2.0, 0.5]), n=40, whiten=False)
+    params = lns.init.random(getkey(), sizes, 0.7)
+    value, grads = loss_and_gradients(params, task, 1.3)
+    ref_value, ref_grads = jax.value_and_grad(lambda p: task.loss(lns.models.end_to_end(p, 1.3)))(params)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for g, r in zip(grads, ref_grads):
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-13)
+
+
+def test_unroll_and_final_params_only_do_not_change_the_run(getkey):
+    task = lns.tasks.teacher(getkey(), 4, 3, jnp.array([2.0, 1.0]))
+    params0 = lns.init.random(getkey(), (4, 5, 3), 0.3)
+    ref = lns.simulate.gradient_descent(params0, task, lrs=0.1, steps=40, record_every=10)
+    fast = lns.simulate.gradient_descent(
+        params0, task, lrs=0.1, steps=40, record_every=10, unroll=4, record_params=False
+    )
+    np.testing.assert_allclose(fast.loss, ref.loss, rtol=1e-13)
+    for W, Wref in zip(fast.params, ref.params):
+        assert W.shape == Wref.shape[1:]
+        np.testing.assert_allclose(W, Wref[-1], rtol=1e-13)

@@ -10,7 +10,7 @@ import numpy as np
 import optax
 
 from .._misc import as_scalar, is_concrete
-from ..models import data_loss, layer_rates, loss
+from ..models import Network, data_loss, layer_rates, loss, loss_and_gradients
 from ..tasks import Task
 from ._common import Trajectory, prepare
 
@@ -38,7 +38,20 @@ def _tree_where(pred, a, b):
 
 @eqx.filter_jit
 def _descend(
-    params0, task, lrs, kappa, key, factor, n_records, record_every, opt, batch_size, observe, targets
+    params0,
+    task,
+    lrs,
+    kappa,
+    key,
+    factor,
+    n_records,
+    record_every,
+    opt,
+    batch_size,
+    observe,
+    targets,
+    record_params,
+    unroll,
 ):
     rates = layer_rates(params0, lrs)
     dtype = lrs.dtype
@@ -49,6 +62,11 @@ def _descend(
         idx = jr.choice(k, task.X.shape[0], (batch_size,), replace=False)
         return data_loss(p, task.X[idx], task.Y[idx], kappa)
 
+    def value_and_grad(p, k):
+        if batch_size is None and not isinstance(p, Network):
+            return loss_and_gradients(p, task, kappa)  # thin products, no autodiff overhead
+        return jax.value_and_grad(step_loss)(p, k)
+
     loss0 = loss(params0, task, kappa)
     threshold = factor * (jnp.abs(loss0) + 1)
     opt_state0 = opt.init(params0) if opt is not None else ()
@@ -56,7 +74,7 @@ def _descend(
     def step(carry, _):
         params, opt_state, key, diverged, div_step, k = carry
         key, sub = jr.split(key)
-        value, grads = jax.value_and_grad(step_loss)(params, sub)
+        value, grads = value_and_grad(params, sub)
         if opt is None:
             updates, new_state = jax.tree_util.tree_map(lambda g, r: -r * g, grads, rates), ()
         else:
@@ -74,10 +92,10 @@ def _descend(
         params, diverged = carry[0], carry[3]
         value = jnp.where(diverged, jnp.inf, loss(params, task, kappa))
         obs = {} if observe is None else observe(params)
-        return params, value, obs
+        return (params if record_params else None), value, obs
 
     def chunk(carry, _):
-        carry, _ = jax.lax.scan(step, carry, None, length=record_every)
+        carry, _ = jax.lax.scan(step, carry, None, length=record_every, unroll=unroll)
         return carry, record(carry)
 
     def until(carry, target):
@@ -97,6 +115,8 @@ def _descend(
     else:
         carry, (params, losses, obs) = jax.lax.scan(until, carry0, targets)
         ts = targets.astype(dtype)
+    if not record_params:
+        params = carry[0]
     diverged, div_step = carry[3], carry[4]
     diverged_at = jnp.where(diverged, div_step.astype(dtype), jnp.inf)
     stats = {"steps": carry[5], "diverged_step": div_step}
@@ -111,6 +131,8 @@ def gradient_descent(
     steps: int,
     record_every: int = 1,
     record_at=None,
+    record_params: bool = True,
+    unroll: int = 1,
     output_scale=1.0,
     optimizer=None,
     batch_size: int | None = None,
@@ -134,6 +156,11 @@ def gradient_descent(
     - `record_at`: instead of `record_every`, the step counts to record at (increasing integers in
       ``[0, steps]``, e.g. log-spaced for long runs; traced, so new values do not recompile). Memory
       is O(records), whatever the number of steps.
+    - `record_params`: record the parameters at every record (default). With False only the
+      final parameters are kept (``params`` then has no time axis), so a long run logging its
+      loss needs memory independent of the number of records.
+    - `unroll`: steps unrolled per iteration of the inner ``lax.scan`` (a compile-time choice;
+      results are identical).
     - `output_scale`: kappa > 0.
     - `optimizer`: None (plain GD), a name in :data:`OPTIMIZERS`, or an optax
       ``GradientTransformation`` built with learning rate 1; its updates are scaled by `lrs`
@@ -202,4 +229,6 @@ def gradient_descent(
         batch_size,
         observe,
         targets if record_at is not None else None,
+        bool(record_params),
+        int(unroll),
     )

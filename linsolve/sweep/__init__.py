@@ -10,6 +10,7 @@ from ._grid import Grid as Grid
 from ._grid import linspace as linspace
 from ._grid import logspace as logspace
 from ._result import SweepResult as SweepResult
+from ._run import cpu_devices as cpu_devices
 from ._run import run as run
 from ._studies import STUDIES as STUDIES
 from ._studies import time_to_learn as time_to_learn

@@ -21,29 +21,64 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ._grid import Grid
 from ._result import SweepResult
 
-__all__ = ["run"]
+__all__ = ["run", "cpu_devices"]
 
 _COMPILED: dict = {}
 
 
-def _batched(fn, with_key: bool):
-    """``jit(vmap(fn))`` over a dict of per-point arrays, cached per function object."""
-    cache_key = (fn, with_key)
+def _batched(fn, with_key: bool, batch_size: int | None, n_devices: int):
+    """The compiled chunk function, cached per (function, batching, devices).
+
+    Points run as ``vmap`` over the whole chunk (`batch_size` None) or as ``lax.map`` over
+    vmapped groups of `batch_size` points: on a CPU, small groups keep each point's matrices in
+    cache and its matrix products large enough for the GEMM kernels, where one wide vmap makes
+    thin batched products. With several local devices (``cpu_devices``, or GPUs) the chunk is
+    split evenly across them by ``shard_map``: still one executable, one compilation.
+    """
+    cache_key = (fn, with_key, batch_size, n_devices)
     if cache_key not in _COMPILED:
         if with_key:
-            point_fn = lambda point, key: fn(**point, key=key)
+            # keys = (base key, flat index) per point, folded inside the compiled function, so
+            # that deriving the keys costs no compilation of its own.
+            point_fn = lambda point, key: fn(**point, key=jr.fold_in(key[0], key[1]))
         else:
             point_fn = lambda point, key: fn(**point)
-        _COMPILED[cache_key] = jax.jit(jax.vmap(point_fn))
+        if batch_size is None:
+            chunk_fn = jax.vmap(point_fn)
+        else:
+            chunk_fn = lambda points, keys: jax.lax.map(
+                lambda a: point_fn(*a), (points, keys), batch_size=batch_size
+            )
+        if n_devices > 1:
+            mesh = Mesh(np.array(jax.local_devices()[:n_devices]), ("points",))
+            spec = PartitionSpec("points")
+            chunk_fn = jax.jit(
+                jax.shard_map(chunk_fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False),
+                in_shardings=NamedSharding(mesh, spec),
+            )
+        else:
+            chunk_fn = jax.jit(chunk_fn)
+        _COMPILED[cache_key] = chunk_fn
     return _COMPILED[cache_key]
 
 
-def _evaluate_chunk(fn, points: dict, keys, x64: bool, with_key: bool) -> dict:
-    """Evaluate one (padded) chunk; returns numpy arrays. Runs locally or on an executor worker."""
+def _default_batch_size() -> int | None:
+    """Small vmapped groups under ``lax.map`` on CPUs, one wide vmap on accelerators."""
+    return 8 if jax.default_backend() == "cpu" else None
+
+
+def _evaluate_chunk(
+    fn, points: dict, keys, x64: bool, with_key: bool, batch_size="auto", n_devices=None
+) -> dict:
+    """Evaluate one (padded) chunk; returns numpy arrays. Runs locally or on an executor worker.
+
+    `n_devices` None uses every local device the chunk divides evenly over.
+    """
     with jax.enable_x64(x64):
         # Plain numpy in, so the only compilation is the sweep function's own.
         dtype = np.float64 if x64 else np.float32
@@ -53,10 +88,38 @@ def _evaluate_chunk(fn, points: dict, keys, x64: bool, with_key: bool) -> dict:
             else np.asarray(v, np.int64 if x64 else np.int32)
             for name, v in points.items()
         }
-        out = _batched(fn, with_key)(args, keys)
+        size = len(next(iter(args.values())))
+        if batch_size == "auto":
+            batch_size = _default_batch_size()
+        if n_devices is None:
+            n_devices = jax.local_device_count()
+        n_devices = math.gcd(size, n_devices)
+        out = _batched(fn, with_key, batch_size, n_devices)(args, keys)
         if not isinstance(out, dict):
             raise ValueError(f"`fn` must return a dict of arrays; got {type(out).__name__}.")
         return {name: np.asarray(value) for name, value in out.items()}
+
+
+def cpu_devices(n: int | None = None) -> int:
+    """Split the host CPU into `n` XLA devices (default: one per core) so that a sweep on a CPU
+    runs one shard of every chunk per core. Call it before any JAX computation (the CLI does);
+    returns the number of devices. Raises ``RuntimeError`` if JAX already runs with another count.
+    """
+    n = (os.cpu_count() or 1) if n is None else int(n)
+    if n < 1:
+        raise ValueError(f"`n` must be a positive integer; got {n}.")
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        have = jax.local_device_count("cpu")
+        if have != n:
+            raise RuntimeError(
+                f"JAX already started with {have} CPU device(s); call cpu_devices({n}) before any "
+                f"JAX computation (or set jax_num_cpu_devices at start-up)."
+            )
+        return have
+    jax.config.update("jax_num_cpu_devices", n)
+    return n
 
 
 def _accepts_key(fn) -> bool:
@@ -132,6 +195,8 @@ def run(
     key=None,
     config: dict | None = None,
     resume: bool = True,
+    batch_size: int | None | str = "auto",
+    devices: int | None = None,
 ) -> SweepResult:
     """Evaluate ``fn(**point)`` at every point of `grid`; returns a :class:`SweepResult`.
 
@@ -148,6 +213,11 @@ def run(
     - `key`: base PRNG key; point ``i`` gets ``fold_in(key, i)`` (independent of chunking).
     - `config`: JSON-able description stored in the metadata (checked on resume).
     - `resume`: reuse finished chunks found in `out` (default True).
+    - `batch_size`: points vmapped together inside a chunk, the groups running under
+      ``lax.map``; None vmaps the whole chunk; "auto" (default): 8 on a CPU, None elsewhere.
+    - `devices`: number of local devices a chunk is split over (default: all of them; see
+      :func:`cpu_devices` to give a CPU one device per core). The chunk size is rounded up to a
+      multiple of it.
 
     **Returns:** outputs with shape ``grid.shape + output shape``.
     """
@@ -158,6 +228,15 @@ def run(
     chunk_size = min(grid.size, 4096) if chunk_size is None else int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be a positive integer; got {chunk_size}.")
+    if batch_size not in ("auto", None) and (int(batch_size) != batch_size or batch_size < 1):
+        raise ValueError(f"`batch_size` must be a positive integer, None or 'auto'; got {batch_size!r}.")
+    n_devices = jax.local_device_count() if devices is None else int(devices)
+    if not 1 <= n_devices <= jax.local_device_count():
+        raise ValueError(
+            f"`devices` must be in [1, {jax.local_device_count()}] (the local devices); got {devices}."
+        )
+    if executor is None:
+        chunk_size = -(-chunk_size // n_devices) * n_devices
     with_key = _accepts_key(fn)
     if with_key and key is None:
         key = jr.PRNGKey(0)
@@ -183,7 +262,9 @@ def run(
         idx = np.arange(start, start + chunk_size)
         idx = np.minimum(idx, stop - 1)  # pad by repeating the last point
         points = {name: values[idx - start] for name, values in grid.flat(start, stop).items()}
-        keys = np.asarray(grid.keys(key, start, stop))[idx - start] if with_key else None
+        keys = None
+        if with_key:  # point i gets fold_in(key, i), as Grid.keys gives it
+            keys = (np.broadcast_to(np.asarray(key), (chunk_size,) + np.shape(key)), idx.astype(np.uint32))
         return points, keys, stop - start
 
     todo = [i for i in range(n_chunks) if i not in done]
@@ -205,12 +286,13 @@ def run(
         if executor is None:
             for i in todo:
                 points, keys, n_real = chunk_inputs(i)
-                finish(i, _evaluate_chunk(fn, points, keys, x64, with_key), n_real)
+                values = _evaluate_chunk(fn, points, keys, x64, with_key, batch_size, n_devices)
+                finish(i, values, n_real)
         else:
             futures = {}
             for i in todo:
                 points, keys, n_real = chunk_inputs(i)
-                fut = executor.submit(_evaluate_chunk, fn, points, keys, x64, with_key)
+                fut = executor.submit(_evaluate_chunk, fn, points, keys, x64, with_key, batch_size)
                 futures[fut] = (i, n_real)
             for fut in as_completed(futures):
                 i, n_real = futures[fut]
