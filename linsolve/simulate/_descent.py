@@ -28,8 +28,9 @@ OPTIMIZERS = {
 
 
 def _all_finite(tree):
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]
-    return jnp.all(jnp.stack(leaves))
+    # One sum per leaf fuses with the update that produced it (cheaper than isfinite + all on a
+    # CPU); a sum is non-finite iff an entry is (or the leaf's total overflows: divergence anyway).
+    return jnp.isfinite(sum(jnp.sum(x) for x in jax.tree_util.tree_leaves(tree)))
 
 
 def _tree_where(pred, a, b):
@@ -73,7 +74,10 @@ def _descend(
 
     def step(carry, _):
         params, opt_state, key, diverged, div_step, k = carry
-        key, sub = jr.split(key)
+        if batch_size is None:
+            sub = key  # full batch: no randomness, no per-step key split
+        else:
+            key, sub = jr.split(key)
         value, grads = value_and_grad(params, sub)
         if opt is None:
             updates, new_state = jax.tree_util.tree_map(lambda g, r: -r * g, grads, rates), ()
