@@ -204,7 +204,8 @@ def run(
     - `fn`: takes one scalar per grid axis (by name; plus ``key`` if it has such a parameter)
       and returns a dict of arrays. It is traced once and vmapped over each chunk.
     - `grid`: the :class:`Grid`.
-    - `chunk_size`: points per compiled call (default: the whole grid, at most 4096).
+    - `chunk_size`: points per compiled call (default: the whole grid, at most 256 on a CPU and
+      4096 on an accelerator).
     - `out`: folder for the resumable store (meta.json, chunks/, and result.npz at the end).
     - `executor`: any ``concurrent.futures.Executor`` (e.g. a Dask ``Client.get_executor()``);
       chunks are submitted to it and written as they finish. `fn` must then be picklable
@@ -225,7 +226,11 @@ def run(
         raise ValueError(f"`grid` must be a linsolve.sweep.Grid; got {type(grid).__name__}.")
     if not callable(fn):
         raise ValueError(f"`fn` must be callable; got {type(fn).__name__}.")
-    chunk_size = min(grid.size, 4096) if chunk_size is None else int(chunk_size)
+    if chunk_size is None:
+        # On a CPU split into several devices, XLA's sharded while loops hold memory growing with
+        # the work of one call (~300 B per point-step), so CPU chunks stay small.
+        chunk_size = min(grid.size, 256 if jax.default_backend() == "cpu" else 4096)
+    chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"`chunk_size` must be a positive integer; got {chunk_size}.")
     if batch_size not in ("auto", None) and (int(batch_size) != batch_size or batch_size < 1):
