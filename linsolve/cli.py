@@ -150,6 +150,27 @@ def _prepend_run(path: str, text: str) -> None:
         f.write(header + text + "\n" + runs)
 
 
+def _reproduce(args) -> int:
+    from ._reproduce import list_experiments, run_experiment
+
+    try:
+        names = list_experiments()
+    except FileNotFoundError as error:
+        print(f"linsolve reproduce: error: {error}", file=sys.stderr)
+        return 2
+    if args.list or not args.name:
+        width = max(map(len, names), default=0)
+        for name, summary in names.items():
+            print(f"{name:<{width}}  {summary}")
+        return 0
+    if args.name not in names:
+        print(f"linsolve reproduce: error: no experiment {args.name!r}; see --list", file=sys.stderr)
+        return 2
+    out = args.out if args.out is not None else ("figures_smoke" if args.smoke else None)
+    run_experiment(args.name, smoke=args.smoke, out=out)
+    return 0
+
+
 def _use_all_cores() -> None:
     """One XLA CPU device per core, so sweeps shard their chunks over the cores."""
     from .sweep import cpu_devices
@@ -202,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision", default="highest", help="jax_default_matmul_precision (default: highest)"
     )
     be.set_defaults(func=_bench)
+    rp = sub.add_parser("reproduce", help="run a study of experiments/ by name (see --list)")
+    rp.add_argument("name", nargs="?", help="script name, e.g. saxe_modes")
+    rp.add_argument("--list", action="store_true", help="list the studies")
+    rp.add_argument("--smoke", action="store_true", help="small, fast version")
+    rp.add_argument(
+        "--out", help="figure folder (default: the repository's figures/; figures_smoke/ with --smoke)"
+    )
+    rp.set_defaults(func=_reproduce)
     return parser
 
 
