@@ -12,12 +12,13 @@ Writes figures/embedding_batchnorm.png.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 
@@ -106,6 +107,4 @@ def main(smoke: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small, fast run")
-    main(smoke=parser.parse_args().smoke)
+    script_main(main, __doc__)

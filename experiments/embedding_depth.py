@@ -19,13 +19,14 @@ embedding_manifold.png.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 
@@ -346,6 +347,4 @@ def main(smoke: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small, fast run")
-    main(smoke=parser.parse_args().smoke)
+    script_main(main, __doc__)

@@ -21,11 +21,12 @@ Run: ``python experiments/koopman_width.py [--smoke]``; writes ``figures/koopman
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import pathlib
 
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = pathlib.Path(__file__).resolve().parent.parent / "figures"
 
@@ -144,6 +145,4 @@ def main(smoke: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="quick run")
-    main(smoke=parser.parse_args().smoke)
+    script_main(main, __doc__)

@@ -26,10 +26,11 @@ Run: ``python experiments/neural_collapse_linear.py [--smoke]``; writes
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = pathlib.Path(__file__).resolve().parent.parent / "figures"
 
@@ -174,6 +175,4 @@ def main(smoke: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small, fast run")
-    main(smoke=parser.parse_args().smoke)
+    script_main(main, __doc__)

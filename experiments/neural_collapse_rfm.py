@@ -16,10 +16,11 @@ and ``figures/collapse_rfm_gram.png``.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = pathlib.Path(__file__).resolve().parent.parent / "figures"
 
@@ -142,6 +143,4 @@ def main(smoke: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="small, fast run")
-    main(smoke=parser.parse_args().smoke)
+    script_main(main, __doc__)

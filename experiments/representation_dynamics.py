@@ -20,7 +20,6 @@ Run: ``python experiments/representation_dynamics.py [--smoke]``.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -28,6 +27,8 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 K = 3  # classes
@@ -379,6 +380,4 @@ def main(smoke: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny, fast run")
-    main(smoke=parser.parse_args().smoke)
+    script_main(main, __doc__)

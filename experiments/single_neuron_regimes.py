@@ -27,11 +27,12 @@ full run 19 s, smoke run 14 s.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 
@@ -198,6 +199,4 @@ def main(smoke: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="quick run (fewer times and deltas)")
-    main(smoke=parser.parse_args().smoke)
+    script_main(main, __doc__)

@@ -33,11 +33,12 @@ full run 19 s, smoke run 12 s.
 # %%
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 N_POINTS = 12
@@ -172,6 +173,4 @@ def main(smoke: bool = False) -> dict:
 
 # %%
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="quick run (three widths)")
-    main(smoke=parser.parse_known_args()[0].smoke)  # parse_known_args: also runs inside Jupyter
+    script_main(main, __doc__)

@@ -35,11 +35,12 @@ full run 11 s, smoke run 10 s.
 # %%
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
+
+from linsolve.gallery import script_main
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 SINGULAR_VALUES = np.array([3.0, 1.0, 0.3])
@@ -180,6 +181,4 @@ def main(smoke: bool = False) -> dict:
 
 # %%
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="quick run (larger learning rate)")
-    main(smoke=parser.parse_known_args()[0].smoke)  # parse_known_args: also runs inside Jupyter
+    script_main(main, __doc__)

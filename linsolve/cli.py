@@ -151,7 +151,7 @@ def _prepend_run(path: str, text: str) -> None:
 
 
 def _reproduce(args) -> int:
-    from ._reproduce import list_experiments, run_experiment
+    from .gallery import list_experiments, run_experiment
 
     try:
         names = list_experiments()

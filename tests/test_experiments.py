@@ -7,7 +7,7 @@ import re
 import pytest
 
 from linsolve import cli
-from linsolve._reproduce import list_experiments, run_experiment
+from linsolve.gallery import list_experiments, run_experiment
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""`linsolve reproduce`: run the scripts of ``experiments/`` by name.
+"""The study gallery: run the scripts of ``experiments/`` by name (`linsolve reproduce`).
 
 Each script is a plain Python file with ``main(smoke: bool)`` and a module-level ``FIGURES`` folder
 (the repository's ``figures/``). The scripts live in the source checkout, beside the package; the
@@ -7,11 +7,12 @@ command finds them there (or in ``./experiments``).
 
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.util
 import pathlib
 
-__all__ = ["experiments_dir", "list_experiments", "load_experiment", "run_experiment"]
+__all__ = ["experiments_dir", "list_experiments", "load_experiment", "run_experiment", "script_main"]
 
 
 def experiments_dir() -> pathlib.Path:
@@ -58,3 +59,11 @@ def run_experiment(name: str, *, smoke: bool = False, out: str | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         module.FIGURES = folder
     return module.main(smoke=smoke)
+
+
+def script_main(main, doc: str) -> None:
+    """The command line of a study script: ``python experiments/NAME.py [--smoke]`` calls
+    ``main(smoke)``. Unknown arguments are ignored, so a script also runs inside Jupyter."""
+    parser = argparse.ArgumentParser(description=(doc or "").strip().split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="small, fast run (see the header)")
+    main(smoke=parser.parse_known_args()[0].smoke)
