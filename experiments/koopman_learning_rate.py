@@ -126,7 +126,7 @@ def main(smoke: bool = False) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from linsolve._misc import random_orthonormal
+    from linsolve._validate import random_orthonormal
     from linsolve.analysis._koopman import conjugacy_test, seed_baseline, spectral_distance
 
     task, star, lam, grad_norm = setup()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import jax.random as jr
 
-from ._misc import as_float, check_positive, default_float, per_layer, random_orthonormal
+from ._validate import as_float, check_positive, default_float, per_layer, random_orthonormal
 from .tasks import Task
 
 __all__ = ["random", "balanced", "aligned", "decoupled", "lambda_balanced"]

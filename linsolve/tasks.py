@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, Int
 
-from ._misc import as_float, check_positive, default_float, random_orthonormal
+from ._validate import as_float, check_positive, default_float, random_orthonormal
 
 __all__ = ["Task", "teacher", "scalar", "gaussian_mixture"]
 

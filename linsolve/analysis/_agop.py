@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._misc import as_float, check_finite, is_concrete, validate_params
+from .._validate import as_float, check_finite, is_concrete, validate_params
 from ..mlp import MLP
 from ..models import _ACTIVATIONS, ShallowNet
 

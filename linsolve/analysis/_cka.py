@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._misc import as_float, float_dtype_of, is_concrete
+from .._validate import as_float, float_dtype_of, is_concrete
 from ..tasks import Task
 
 __all__ = [

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._misc import as_float, is_concrete
+from .._validate import as_float, is_concrete
 from ..mlp import MLP
 from ..models import ShallowNet
 from ..simulate import Trajectory

@@ -35,7 +35,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Complex, Float
 
-from .._misc import check_finite
+from .._validate import check_finite
 from ..mlp import MLP
 from ..models import ShallowNet
 from ..simulate import Trajectory, gradient_descent

@@ -46,7 +46,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float
 
-from .._misc import as_float, check_finite, validate_params
+from .._validate import as_float, check_finite, validate_params
 from ..mlp import MLP
 from ..models import ShallowNet, apply
 from ._hessian import _seed

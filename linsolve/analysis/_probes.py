@@ -38,7 +38,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, Int
 
-from .._misc import as_float, check_positive, is_concrete
+from .._validate import as_float, check_positive, is_concrete
 from ._cka import _on_device
 
 __all__ = [

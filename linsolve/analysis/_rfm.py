@@ -40,7 +40,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._misc import as_float, as_scalar
+from .._validate import as_float, as_scalar
 from ._agop import _check_chunk, _gram_sum, psd_sqrt
 from ._collapse import _nc1, _nc2, _prepare
 

@@ -63,7 +63,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 from jaxtyping import Array, ArrayLike, Float
 
-from .._misc import as_float, as_scalar, check_finite, is_concrete
+from .._validate import as_float, as_scalar, check_finite, is_concrete
 from ..tasks import Task
 from ._mode import mode
 

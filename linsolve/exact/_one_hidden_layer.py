@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .._misc import as_float, as_scalar, float_dtype_of, is_concrete
+from .._validate import as_float, as_scalar, float_dtype_of, is_concrete
 from ._mode import _general as _mode_general
 from ._mode import _logistic as _mode_logistic
 

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._misc import (
+from .._validate import (
     as_float,
     check_against_task,
     check_positive,

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from .._misc import (
+from .._validate import (
     as_scalar,
     check_against_task,
     check_finite,

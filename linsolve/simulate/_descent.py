@@ -9,7 +9,7 @@ import jax.random as jr
 import numpy as np
 import optax
 
-from .._misc import as_scalar, is_concrete
+from .._validate import as_scalar, is_concrete
 from ..models import Network, data_loss, layer_rates, loss, loss_and_gradients
 from ..tasks import Task
 from ._common import Trajectory, prepare

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from .._misc import as_float
+from .._validate import as_float
 from ..models import gradients, layer_rates, loss
 from ..tasks import Task
 from ._common import Trajectory, freeze_after_failure, prepare
