@@ -347,7 +347,7 @@ def b4_scaling(quick: bool, peaks: dict) -> dict:
     for count in counts:
         grid = sweep.Grid(scale=np.logspace(-2, 0, count), ratio=np.ones(1))
         chunk = min(count, 256 if jax.default_backend() == "cpu" else 4096)
-        _timed_sweep(point, sweep.Grid(scale=np.ones(chunk), ratio=np.ones(1)))  # compile
+        _timed_sweep(point, sweep.Grid(scale=np.ones(chunk), ratio=np.ones(1)), chunk_size=chunk)  # compile
         _, total, events = _timed_sweep(point, grid, chunk_size=chunk)
         rate = count * steps / (total - events["seconds"])
         rows.append(

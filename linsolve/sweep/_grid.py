@@ -70,6 +70,14 @@ class Grid:
         index = np.unravel_index(np.arange(start, stop), self.shape)
         return {name: values[i] for (name, values), i in zip(self._axes.items(), index)}
 
+    def take(self, index) -> dict[str, np.ndarray]:
+        """The points at the flat indices `index` (any order), one (m,) array per axis."""
+        index = np.asarray(index, dtype=np.int64)
+        if index.size and (index.min() < 0 or index.max() >= self.size):
+            raise ValueError(f"`index` must lie in [0, {self.size}); got values up to {index.max()}.")
+        unravelled = np.unravel_index(index, self.shape)
+        return {name: values[i] for (name, values), i in zip(self._axes.items(), unravelled)}
+
     def point(self, flat_index: int) -> dict:
         """The values of every axis at one flat index."""
         if not 0 <= flat_index < self.size:

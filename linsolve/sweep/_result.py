@@ -127,7 +127,10 @@ class SweepResult:
         if os.path.isdir(path):
             path = os.path.join(path, "result.npz")
         if not os.path.exists(path):
-            raise ValueError(f"no sweep result at {path!r}.")
+            hint = ""
+            if os.path.exists(os.path.join(os.path.dirname(path), "meta.json")):
+                hint = " The sweep there has not finished; rerun it with the same arguments to complete it."
+            raise ValueError(f"no sweep result at {path!r}.{hint}")
         with np.load(path, allow_pickle=False) as f:
             header = json.loads(str(f["__meta__"]))
             axes = {k: f[f"axis/{k}"] for k in header["order"]}
