@@ -196,3 +196,31 @@ def test_float32_keeps_dtype():
     assert M.dtype == jnp.float32
     np.testing.assert_allclose(M, W.T @ W, rtol=1e-5, atol=1e-5)
     assert nfa_correlation(Wj, M).dtype == jnp.float32
+
+
+def test_normalization_conventions_of_reference_codes():
+    """``"sum"``: Beaglehole et al.'s ``measure_agop`` (``grad.T @ grad`` of the stacked (N K, d)
+    Jacobians); ``"max"``: the rfm package's ``M / M.max()``; both written out from finite
+    differences."""
+    rng = np.random.default_rng(11)
+    A, B, X = rng.normal(size=(4, 3)), rng.normal(size=(2, 4)), rng.normal(size=(6, 3))
+    Aj, Bj = jnp.asarray(A), jnp.asarray(B)
+    fn = lambda x: Bj @ jnp.tanh(Aj @ x)
+    h, d = 1e-5, 3
+    E = h * np.eye(d)
+    ref = lambda Z: np.tanh(Z @ A.T) @ B.T
+    grad = np.stack([(ref(X + E[k]) - ref(X - E[k])) / (2 * h) for k in range(d)], axis=-1)  # (N, K, d)
+    grad = grad.reshape(-1, d)
+    summed = grad.T @ grad
+    np.testing.assert_allclose(agop(fn, X, normalization="sum"), summed, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(agop(fn, X, normalization="max"), summed / summed.max(), rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(agop(fn, X), summed / X.shape[0], rtol=1e-7, atol=1e-8)
+    zero = agop(lambda x: jnp.zeros(2), X, normalization="max")  # a zero AGOP stays zero, no NaN
+    np.testing.assert_array_equal(zero, 0.0)
+    with pytest.raises(ValueError, match="`normalization`"):
+        agop(fn, X, normalization="median")
+
+
+def test_psd_sqrt_rejects_non_finite():
+    with pytest.raises(ValueError, match="`M` must be finite"):
+        psd_sqrt(np.full((2, 2), np.nan))

@@ -352,3 +352,45 @@ def test_zero_variance_convention_under_jit():
 def test_float32_stays_float32():
     A = _rng(17).normal(size=(T, N, NARROW)).astype(np.float32)
     assert cka_matrix(A).dtype == jnp.float32
+
+
+def _kornblith_notebook_rbf_cka(x, y):
+    """``cka(gram_rbf(x), gram_rbf(y))`` of Kornblith et al.'s CKA notebook (biased), transcribed:
+    the bandwidth is the median of ALL n^2 squared distances (zero diagonal included)."""
+
+    def gram_rbf(x, threshold=1.0):
+        dot_products = x.dot(x.T)
+        sq_norms = np.diag(dot_products)
+        sq_distances = -2 * dot_products + sq_norms[:, None] + sq_norms[None, :]
+        sq_median_distance = np.median(sq_distances)
+        return np.exp(-sq_distances / (2 * threshold**2 * sq_median_distance))
+
+    def center_gram(gram):
+        gram = gram.copy()
+        means = np.mean(gram, 0)
+        means -= np.mean(means) / 2
+        gram -= means[:, None]
+        gram -= means[None, :]
+        return gram
+
+    gx, gy = center_gram(gram_rbf(x)), center_gram(gram_rbf(y))
+    return gx.ravel().dot(gy.ravel()) / (np.linalg.norm(gx) * np.linalg.norm(gy))
+
+
+def test_rbf_median_over_all_entries_matches_kornblith_notebook():
+    rng = _rng(21)
+    A = rng.normal(size=(9, 3))
+    B = A @ rng.normal(size=(3, 4)) + 0.5 * rng.normal(size=(9, 4))
+    ref = _kornblith_notebook_rbf_cka(A, B)
+    assert abs(float(cka(A, B, kernel="rbf", median="all")) - ref) < TOL
+    # The default (pairs i < j only) is a different, larger bandwidth: the values differ.
+    assert abs(float(cka(A, B, kernel="rbf")) - ref) > 1e-4
+    with pytest.raises(ValueError, match="`median`"):
+        cka(A, B, kernel="rbf", median="upper")
+
+
+def test_bandwidth_must_be_finite():
+    A = _rng(22).normal(size=(6, 2))
+    for bw in (np.inf, np.nan, 0.0):
+        with pytest.raises(ValueError, match="`bandwidth` must be a positive finite scalar"):
+            cka(A, A, kernel="rbf", bandwidth=bw)

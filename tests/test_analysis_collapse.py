@@ -148,7 +148,9 @@ def _deep_linear_run(X, Y, rng):
         Ws = [W - 0.02 * g for W, g in zip(Ws, grads)]
     params = tuple(jnp.asarray(np.stack(Wt)) for Wt in zip(*records))
     z = jnp.zeros(())
-    return Trajectory(jnp.array([0.0, 10.0, 300.0]), params, jnp.zeros(3), z > 0, z, {}, z + 1, {})
+    return Trajectory(ts=jnp.array([0.0, 10.0, 300.0]), params=params, loss=jnp.zeros(3),
+                      status=jnp.zeros((), jnp.int32), diverged=z > 0, diverged_at=z, observables={},
+                      output_scale=z + 1, stats={})
 
 
 def test_collapse_along_training_deep_linear():
@@ -213,3 +215,65 @@ def test_bad_input():
         nc1(F, np.arange(6) % 2, num_classes=1)
     with pytest.raises(ValueError, match=r"`X` must have shape \(n, d_in=4\)"):
         layer_collapse(_mlp_and_data()[0], F, np.arange(6) % 2)
+
+
+def _beaglehole_code_nc(X, y_onehot, num_classes):
+    """NC1 and NC2 as Beaglehole et al.'s scripts compute them (``get_class_variance`` with
+    ``SigmaW /= (NUM_CLASSES * n)``, n the TOTAL sample count; ``get_NC2_from_means`` = mean of the
+    squared entries), transcribed to NumPy."""
+    n = X.shape[0]
+    cls = np.argmax(y_onehot, axis=1)
+    embeddings = [X[cls == c] for c in range(num_classes)]
+    class_means = np.stack([Xc.mean(axis=0) for Xc in embeddings])
+    muG = class_means.mean(axis=0)[None]
+    SigmaB = (class_means - muG).T @ (class_means - muG) / num_classes
+    SigmaW = sum((Xc - class_means[c]).T @ (Xc - class_means[c]) for c, Xc in enumerate(embeddings))
+    SigmaW = SigmaW / (num_classes * n)
+    u = class_means - muG
+    u = u / np.linalg.norm(u, axis=1)[:, None]
+    K = num_classes
+    simplex = np.eye(K) * (1 + 1 / (K - 1)) - np.ones((K, K)) / (K - 1)
+    return np.trace(SigmaW) / np.trace(SigmaB), np.mean((u @ u.T - simplex) ** 2)
+
+
+def test_conventions_of_beaglehole_code(imbalanced):
+    """Default NC1 is K times the code's value (``normalization="beaglehole_code"`` matches it);
+    the code's NC2 is ``norm="mean_square"``; Papyan's NC1 is tr(Sigma_W Sigma_B^+)/K."""
+    F, labels = imbalanced
+    K = 3
+    onehot = np.eye(K)[np.searchsorted([2, 5, 9], labels)]
+    code_nc1, code_nc2 = _beaglehole_code_nc(F, 2 * onehot - 1, K)
+    np.testing.assert_allclose(nc1(F, labels, normalization="beaglehole_code"), code_nc1, rtol=1e-12)
+    np.testing.assert_allclose(nc1(F, labels), K * code_nc1, rtol=1e-12)
+    np.testing.assert_allclose(nc2(F, labels, norm="mean_square"), code_nc2, rtol=1e-12)
+    # Papyan et al.: Sw = (1/N) sum, Sb = (1/K) sum, NC1 = trace(Sw pinv(Sb)) / K.
+    classes = np.searchsorted([2, 5, 9], labels)
+    means = np.stack([F[classes == c].mean(0) for c in range(K)])
+    Sb = np.cov((means - means.mean(0)).T, bias=True)
+    Sw = sum(np.outer(f - means[c], f - means[c]) for f, c in zip(F, classes)) / F.shape[0]
+    papyan = np.trace(Sw @ np.linalg.pinv(Sb)) / K
+    np.testing.assert_allclose(nc1(F, labels, kind="papyan"), papyan, rtol=1e-9)
+    np.testing.assert_allclose(nc1(F, labels, kind="papyan", normalization="beaglehole_code"), papyan / K,
+                               rtol=1e-9)
+    with pytest.raises(ValueError, match="`normalization`"):
+        nc1(F, labels, normalization="code")
+
+
+def test_undefined_metrics_raise():
+    rng = np.random.default_rng(7)
+    labels = np.arange(12) % 3
+    order = np.argsort(labels, kind="stable")
+    F = np.empty((12, 2))
+    F[order] = np.tile(rng.normal(size=(4, 2)), (3, 1))  # every class holds the same 4 points
+    for fn in (nc1, nc2, lambda F, y: nc1(F, y, kind="papyan")):
+        with pytest.raises(ValueError, match="identical class means"):
+            fn(F, labels)
+    # Three classes, the middle one's mean at the average of the means: NC2 undefined, NC1 fine.
+    G = np.array([[-1.0, 0.0], [0.0, 0.0], [1.0, 0.0]])[labels] + 0.1 * rng.normal(size=(12, 2))
+    G -= np.stack([G[labels == c].mean(0) for c in range(3)])[labels]  # exact class means ...
+    G += np.array([[-1.0, 0.0], [0.0, 0.0], [1.0, 0.0]])[labels]  # ... -1, 0, 1 on the first axis
+    assert np.isfinite(float(nc1(G, labels)))
+    with pytest.raises(ValueError, match="class 1 .* normalised direction"):
+        nc2(G, labels)
+    with pytest.raises(ValueError, match="`classifier` is zero"):
+        nc3(G, labels, np.zeros((3, 2)))

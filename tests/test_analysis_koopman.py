@@ -30,6 +30,7 @@ from linsolve.analysis._koopman import (
     spectral_distance,
     time_delay,
 )
+from linsolve.analysis._wasserstein import uniform_wasserstein
 from linsolve.mlp import mlp_init
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -292,7 +293,13 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match=r"\(T, D, N\)"):
         dmd(np.zeros((3, 2, 2, 2)), delays=0)
     with pytest.raises(ValueError, match="same size"):
-        spectral_distance(np.ones(3), np.ones(4))
+        match_spectra(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="same size"):
+        conjugacy_test(np.ones(3), np.ones(4), key=jr.PRNGKey(0))
+    with pytest.raises(ValueError, match="non-empty"):
+        spectral_distance(np.ones(3), np.ones(0))
+    with pytest.raises(ValueError, match="1-D"):
+        spectral_distance(np.ones((2, 2)), np.ones(2))
     with pytest.raises(ValueError, match="finite"):
         spectral_distance(np.array([1.0, np.inf]), np.ones(2))
     with pytest.raises(ValueError, match="shuffles"):
@@ -300,14 +307,15 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="finite"):
         linear_sum_assignment(np.array([[1.0, np.nan]]))
     traj = simulate.Trajectory(
-        jnp.arange(4.0),
-        (jnp.ones((4, 1, 2)),),
-        jnp.zeros(4),
-        jnp.array(False),
-        jnp.array(jnp.inf),
-        {"loss2": jnp.zeros(4)},
-        jnp.array(1.0),
-        {},
+        ts=jnp.arange(4.0),
+        params=(jnp.ones((4, 1, 2)),),
+        loss=jnp.zeros(4),
+        status=jnp.array(0, jnp.int32),
+        diverged=jnp.array(False),
+        diverged_at=jnp.array(jnp.inf),
+        observables={"loss2": jnp.zeros(4)},
+        output_scale=jnp.array(1.0),
+        stats={},
     )
     with pytest.raises(ValueError, match="not recorded"):
         dmd(traj, delays=0, observable="missing")
@@ -315,3 +323,111 @@ def test_bad_input_raises():
         dmd(traj, delays=0, observable="loss2")
     with pytest.raises(ValueError, match="observable"):
         dmd(X, delays=0, observable=output_weights)
+
+
+# ------------------------------------------------------------------------------ Wasserstein, any sizes
+
+
+def _brute_force_w1(x, y):
+    """W1 between uniform measures by expanding both sets to lcm(n, m) equally weighted copies and
+    solving the assignment problem exactly (the optimum of a uniform transport problem with equal
+    counts is a permutation, Birkhoff-von Neumann)."""
+    L = np.lcm(len(x), len(y))
+    X, Y = np.repeat(x, L // len(x)), np.repeat(y, L // len(y))
+    C = np.abs(X[:, None] - Y[None, :])
+    rows, cols = linear_sum_assignment(C)
+    return C[rows, cols].mean()
+
+
+def _points(rng, n):
+    return rng.normal(size=n) + 1j * rng.normal(size=n)
+
+
+def test_spectral_distance_hand_computable_unequal_sizes():
+    assert spectral_distance([0.0], [0.0, 1.0]) == pytest.approx(0.5, abs=1e-15)
+    assert spectral_distance([0.0, 1.0], [0.0]) == pytest.approx(0.5, abs=1e-15)
+    rng = np.random.default_rng(11)
+    pts = _points(rng, 7)
+    # One point against several: every unit of mass of the single point is spread over them.
+    centre = 0.3 + 0.2j
+    assert spectral_distance([centre], pts) == pytest.approx(np.mean(np.abs(pts - centre)), rel=1e-12)
+    # A set against itself repeated: the same uniform measure.
+    assert spectral_distance(pts, np.concatenate([pts, pts])) == pytest.approx(0.0, abs=1e-13)
+    # Two clusters: {0, 0, 0} vs {0, 1}: half the mass of the second set sits at 1, at distance 1.
+    assert spectral_distance([0.0, 0.0, 0.0], [0.0, 1.0]) == pytest.approx(0.5, abs=1e-15)
+    # {0, 1} vs {0, 0.5, 1}: move 1/6 of the mass from 0 and from 1 to 0.5, each a distance 1/2.
+    assert spectral_distance([0.0, 1.0], [0.0, 0.5, 1.0]) == pytest.approx(1 / 6, abs=1e-15)
+
+
+def test_spectral_distance_against_brute_force_and_matching():
+    rng = np.random.default_rng(12)
+    for n, m in [(2, 3), (3, 4), (4, 6), (5, 3), (6, 10), (10, 6), (4, 4)]:
+        x, y = _points(rng, n), _points(rng, m)
+        expected = _brute_force_w1(x, y)
+        assert spectral_distance(x, y) == pytest.approx(expected, rel=1e-10), (n, m)
+        W, plan = uniform_wasserstein(x, y, method="lp")
+        assert W == pytest.approx(expected, rel=1e-10)
+        np.testing.assert_allclose(plan.sum(1), 1 / n, rtol=1e-12)
+        np.testing.assert_allclose(plan.sum(0), 1 / m, rtol=1e-12)
+        assert np.all(plan >= 0)
+    for k in (1, 3, 8):  # equal sizes: the LP and the matching distance of Redman et al. agree
+        x, y = _points(rng, k), _points(rng, k)
+        matched = min(np.mean(np.abs(x - y[list(p)])) for p in itertools.permutations(range(k))) \
+            if k <= 3 else match_spectra(x, y)[0]
+        assert spectral_distance(x, y) == pytest.approx(matched, rel=1e-12)
+        assert uniform_wasserstein(x, y, method="lp")[0] == pytest.approx(matched, rel=1e-10)
+
+
+def test_spectral_distance_is_a_metric():
+    rng = np.random.default_rng(13)
+    for _ in range(20):
+        a, b, c = (_points(rng, int(rng.integers(1, 9))) for _ in range(3))
+        ab, ba = spectral_distance(a, b), spectral_distance(b, a)
+        assert ab == pytest.approx(ba, rel=1e-10, abs=1e-14)
+        assert ab <= spectral_distance(a, c) + spectral_distance(c, b) + 1e-12
+        assert ab > 0 or set(np.round(a, 12)) == set(np.round(b, 12))
+    # Scale and translation: W(s x + t, s y + t) = |s| W(x, y) (the plan is unchanged).
+    x, y = _points(rng, 4), _points(rng, 7)
+    assert spectral_distance(3j * x + 2, 3j * y + 2) == pytest.approx(3 * spectral_distance(x, y), rel=1e-10)
+    # Tiny and huge costs are solved as accurately (costs are scaled before the LP).
+    assert spectral_distance(1e-9 * x, 1e-9 * y) == pytest.approx(1e-9 * _brute_force_w1(x, y), rel=1e-10)
+    assert spectral_distance(1e9 * x, 1e9 * y) == pytest.approx(1e9 * _brute_force_w1(x, y), rel=1e-10)
+
+
+def test_seed_baseline_accepts_unequal_sizes():
+    rng = np.random.default_rng(14)
+    spectra = [_points(rng, k) for k in (3, 4, 6)]
+    base = seed_baseline(spectra)
+    expected = [_brute_force_w1(a, b) for a, b in itertools.combinations(spectra, 2)]
+    np.testing.assert_allclose(base.distances, expected, rtol=1e-10)
+
+
+def test_dmd_rank_none_rtol_zero_is_the_reference_k_minus_one():
+    """Redman et al.'s ``dmd(X, Y, k=-1)``, written out: SVD of the snapshot matrix with every
+    singular value kept, ``A = (U^T Y V) * (1/S)``, eigenvalues of A."""
+    rng = np.random.default_rng(15)
+    A = 0.9 * _random_orthogonal(rng, 3) @ np.diag([1.0, 0.8, 0.5])
+    X = _iterate(A, rng.normal(size=(3, 4)), 12) + 0.01 * rng.normal(size=(12, 3, 4))  # noisy: full rank
+    delays = 2
+    Z = time_delay(X, delays)  # (T', n, N)
+    Zm = np.concatenate([Z[:-1, :, i] for i in range(Z.shape[2])], axis=0).T  # (n, M)
+    Zp = np.concatenate([Z[1:, :, i] for i in range(Z.shape[2])], axis=0).T
+    U, S, Vh = np.linalg.svd(Zm, full_matrices=False)
+    ref = np.linalg.eigvals((U.T @ Zp @ Vh.T) * (1.0 / S))
+    ours = dmd(X, delays=delays, rank=None, rtol=0.0)
+    assert ours.size == ref.size == 9
+    assert spectral_distance(ours, ref) < 1e-10
+    k = 4  # their k > 0: the first k singular values = rank=k
+    ref_k = np.linalg.eigvals((U[:, :k].T @ Zp @ Vh[:k].T) * (1.0 / S[:k]))
+    assert spectral_distance(dmd(X, delays=delays, rank=k), ref_k) < 1e-10
+
+
+def test_default_rank_spectra_of_different_sizes_are_compared():
+    """With the default numerical-rank cutoff OGD keeps 10 eigenvalues and bisection 6 (its
+    iterates freeze at machine precision); the Wasserstein distance still separates them."""
+    md = _load_experiment("koopman_mirror_descent")
+    eigs = {name: dmd(X, delays=md.DELAYS) for name, X in md.trajectories().items()}
+    assert eigs["OGD"].size == eigs["OMD"].size == 10 and eigs["BM"].size < 10
+    near, far = spectral_distance(eigs["OMD"], eigs["OGD"]), spectral_distance(eigs["OGD"], eigs["BM"])
+    assert far == pytest.approx(_brute_force_w1(eigs["OGD"], eigs["BM"]), rel=1e-10)
+    assert near < 0.05 * far

@@ -117,3 +117,18 @@ def test_bad_input(getkey):
         deep_rfm(np.zeros_like(X), labels, layers=1, key=key)
     with pytest.raises(ValueError, match="`alpha` must have shape"):
         kernel_agop(X, np.ones((5, 2)))
+
+
+def test_kernel_agop_normalizations():
+    """``"max"`` is the rfm package's ``M / M.max()`` of the summed outer products of the kernel
+    gradients (dropping the j = i term), ``"sum"`` the sum itself."""
+    rng = np.random.default_rng(5)
+    X, alpha = rng.normal(size=(10, 4)), rng.normal(size=(10, 2))
+    J = np.asarray(kernel_gradients(X, X, alpha, kernel="laplace", bandwidth=2.0))  # tested vs FD above
+    summed = np.einsum("nkd,nke->de", J, J)
+    got = kernel_agop(X, alpha, kernel="laplace", bandwidth=2.0, normalization="max")
+    np.testing.assert_allclose(got, summed / summed.max(), rtol=1e-10, atol=1e-12)
+    got = kernel_agop(X, alpha, kernel="laplace", bandwidth=2.0, normalization="sum")
+    np.testing.assert_allclose(got, summed, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="`normalization`"):
+        kernel_agop(X, alpha, normalization="none")

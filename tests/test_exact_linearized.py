@@ -143,3 +143,79 @@ def test_errors(getkey):
 def test_verify_check():
     result = check(jr.PRNGKey(0), draws=DRAWS)
     assert result.passed, result
+
+
+def _known_kernel(n, lam, seed=0):
+    """A kernel with KNOWN eigenvectors (columns of Q) and eigenvalues ``lam``."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    K = (Q * lam) @ Q.T
+    return 0.5 * (K + K.T), Q, rng
+
+
+@pytest.mark.parametrize("n_zero", [0, 3])
+def test_ill_conditioned_kernel_long_times(n_zero):
+    """Eigenvalues 1 .. 1e-12 (and exact zeros) are followed out to t = 1e12 (slow modes are not
+    frozen), against ``y + Q exp(-t lam / n) Q^T (f0 - y)`` from the known spectrum. The achievable
+    accuracy is set by the rounding of K itself: an absolute eigenvalue error ~ eps gives a relative
+    error of order ``eps t``, and with exact zeros the null space is only determined to
+    ``eps / lam_min`` (first-order perturbation theory). A threshold of ``sqrt(eps) max|K|`` misses
+    by 3e-9 already at t = 100 and by 0.2 at t = 1e10."""
+    n = 20
+    lam = np.concatenate([np.logspace(0, -12, n - n_zero), np.zeros(n_zero)])
+    K, Q, rng = _known_kernel(n, lam)
+    f0, y = rng.normal(size=n), rng.normal(size=n)
+    ts = np.array([1e2, 1e4, 1e6, 1e8, 1e10, 1e12, np.inf])
+    sol = linearized(ts, f0, y, K)
+    eps = np.finfo(np.float64).eps
+    for i, t in enumerate(ts):
+        decay = np.where(lam > 0, np.exp(-np.where(np.isinf(t), 0.0, t) * lam / n) * (not np.isinf(t)), 1.0)
+        ref = y + Q @ (decay * (Q.T @ (f0 - y)))
+        # t = inf without a null space: every mode has decayed, f = y exactly.
+        horizon = min(t, 1 / lam[n - n_zero - 1]) if n_zero else (t if np.isfinite(t) else 0.0)
+        bound = 1e-13 + eps * horizon
+        assert rel_error(sol.f[i], ref) < bound, (t, rel_error(sol.f[i], ref))
+    # The slowest genuine mode (1e-12) has visibly moved by t = 1e12 but not by t = 1e10.
+    assert rel_error(sol.f[5], sol.f[4]) > 1e-3
+
+
+def test_output_normalization_matches_neural_tangents_convention(getkey):
+    """``normalization="outputs"``: ``f = y + expm(-Theta t / (n k)) (f0 - y)`` (the mean-over-all-
+    entries loss of neural_tangents.predict.gradient_descent_mse), written out with expm; time is k
+    times the default's."""
+    n, k = 5, 3
+    A = jr.normal(getkey(), (n * k, n * k))
+    K = A @ A.T
+    K4 = jnp.transpose(K.reshape(n, k, n, k), (0, 2, 1, 3))  # (n, n, k, k) layout
+    f0, y = jr.normal(getkey(), (n, k)), jr.normal(getkey(), (n, k))
+    t = 0.7
+    ref = y.reshape(-1) + expm(-K * t / (n * k)) @ (f0 - y).reshape(-1)
+    nt = linearized(t, f0, y, K4, normalization="outputs")
+    assert rel_error(nt.f.reshape(-1), ref) < 1e-12
+    ours = linearized(t / k, f0, y, K4)  # samples: the same state at t / k
+    assert rel_error(ours.f, nt.f) < 1e-12
+    # Shared (n, n) kernel: the same factor k (the kernel is not block-expanded).
+    Ks = A[:n] @ A[:n].T
+    ref_s = y + expm(-Ks * t / (n * k)) @ (f0 - y)
+    assert rel_error(linearized(t, f0, y, Ks, normalization="outputs").f, ref_s) < 1e-12
+    # k = 1: the two conventions agree.
+    one = linearized(t, f0[:, 0], y[:, 0], Ks)
+    assert rel_error(one.f, linearized(t, f0[:, 0], y[:, 0], Ks, normalization="outputs").f) < 1e-15
+
+
+def test_bad_inputs_named(getkey):
+    K = jnp.eye(3)
+    with pytest.raises(ValueError, match="`f0` must hold at least one"):
+        linearized(1.0, jnp.zeros((0,)), jnp.zeros((0,)), jnp.zeros((0, 0)))
+    with pytest.raises(ValueError, match="`f0` must hold at least one"):
+        linearized(1.0, jnp.zeros((3, 0)), jnp.zeros((3, 0)), K)
+    with pytest.raises(ValueError, match="`normalization`"):
+        linearized(1.0, jnp.zeros(3), jnp.ones(3), K, normalization="mean")
+    with pytest.raises(ValueError, match="`null_rtol`"):
+        linearized(1.0, jnp.zeros(3), jnp.ones(3), K, null_rtol=-1.0)
+    with pytest.raises(ValueError, match="`tol`"):
+        linearized(1.0, jnp.zeros(3), jnp.ones(3), K, tol=float("nan"))
+    with pytest.raises(ValueError, match="`t` must be non-negative"):
+        linearized(jnp.array([1.0, jnp.nan]), jnp.zeros(3), jnp.ones(3), K)
+    with pytest.raises(ValueError, match="`ntk` must be finite"):
+        linearized(1.0, jnp.zeros(3), jnp.ones(3), K.at[0, 0].set(jnp.inf))

@@ -19,6 +19,13 @@ Closed forms:
   = kappa^2 W_1^T [(W_2^T W_2) o (Delta^T Delta/N)] W_1``
   (``o`` the entrywise product, rows of ``Delta`` the vectors ``act'(W_1 x_i + b_1)``).
 
+**Normalisation.** The AGOP here is the *mean* over samples (the definition above). Reference
+codes differ by a positive factor: Beaglehole et al.'s ``measure_agop`` returns the sum over
+samples (``J^T J`` of the stacked Jacobians), and the ``rfm`` package of Radhakrishnan et al.
+divides the summed AGOP by its largest entry (``M / M.max()``). :func:`agop` and
+:func:`~linsolve.analysis.kernel_agop` take ``normalization="mean" | "sum" | "max"`` to give each.
+Correlations (NFA) and the Deep RFM metrics do not depend on this factor.
+
 Everything else uses ``vmap(jacrev)``, summed over chunks of samples so that memory stays
 ``O(chunk K d)``. For an :class:`~linsolve.mlp.MLP` with batch normalisation the batch statistics are
 those of the full batch ``X``, held fixed while differentiating (the per-sample predictor of
@@ -42,6 +49,8 @@ from .._validate import as_float, check_finite, is_concrete, validate_params
 from ..mlp import MLP
 from ..models import _ACTIVATIONS, ShallowNet
 
+_AGOP_NORMALIZATIONS = ("mean", "sum", "max")
+
 __all__ = [
     "agop",
     "agop_linear",
@@ -62,6 +71,7 @@ def psd_sqrt(M: Float[Array, "*batch d d"]) -> Float[Array, "*batch d d"]:
     M = jnp.asarray(M)
     if M.ndim < 2 or M.shape[-1] != M.shape[-2]:
         raise ValueError(f"`M` must be a (..., d, d) square matrix; got shape {tuple(M.shape)}.")
+    check_finite("M", M)
     return _psd_sqrt(M)
 
 
@@ -120,6 +130,21 @@ def _nfa(W, agop, sqrt: bool):
     return _pearson(jnp.swapaxes(W, -1, -2) @ W, _psd_sqrt(agop) if sqrt else agop)
 
 
+def _check_normalization(normalization: str) -> None:
+    if normalization not in _AGOP_NORMALIZATIONS:
+        raise ValueError(f"`normalization` must be one of {_AGOP_NORMALIZATIONS}; got {normalization!r}.")
+
+
+def _normalize(M, normalization: str, n: int):
+    """A mean AGOP ``M`` in the convention ``normalization`` (``"mean"``, ``"sum"``, ``"max"``)."""
+    if normalization == "sum":
+        return M * n
+    if normalization == "max":
+        top = jnp.max(M)
+        return M / jnp.where(top > 0, top, 1.0)
+    return M
+
+
 def _check_chunk(chunk_size, n: int) -> int:
     if chunk_size is None:
         return n
@@ -170,6 +195,7 @@ def agop(
     X: Float[Array, "n d"],
     *,
     chunk_size: int | None = None,
+    normalization: str = "mean",
 ) -> Float[Array, "d d"]:
     r"""Average gradient outer product ``(1/N) sum_i J_f(x_i)^T J_f(x_i)`` by ``vmap(jacrev)``.
 
@@ -179,6 +205,9 @@ def agop(
     - `X`: (N, d) samples (rows).
     - `chunk_size`: Jacobians of at most this many samples are held at once (``lax.scan`` over
       chunks); None = all N.
+    - `normalization`: ``"mean"`` (default, ``1/N``), ``"sum"`` (no ``1/N``: Beaglehole et al.'s
+      ``measure_agop``) or ``"max"`` (divided by its largest entry, as the ``rfm`` package's
+      ``fit_M``; a zero AGOP stays zero).
 
     **Returns:** (d, d) symmetric p.s.d. AGOP.
 
@@ -189,7 +218,9 @@ def agop(
         raise ValueError("`X` must hold at least one sample; got 0 rows.")
     if not callable(fn):
         raise ValueError(f"`fn` must be callable (one sample (d,) -> outputs); got {type(fn).__name__}.")
-    return _agop_autodiff(fn, X, _check_chunk(chunk_size, X.shape[0]))
+    _check_normalization(normalization)
+    M = _agop_autodiff(fn, X, _check_chunk(chunk_size, X.shape[0]))
+    return _normalize(M, normalization, X.shape[0])
 
 
 def agop_linear(params, *, output_scale=1.0, layer: int = 0) -> Float[Array, "d d"]:

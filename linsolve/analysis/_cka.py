@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 _KERNELS = ("linear", "rbf")
+_MEDIANS = ("off_diagonal", "all")
 
 
 def _on_device(x):
@@ -159,11 +160,14 @@ def _hsic_from_terms(cross, ra, rb, n: int, debiased: bool):
     return (cross - rr + sa * sb / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * rr) / (n * (n - 3))
 
 
-def _rbf_gram(A, bandwidth):
-    """``exp(-|a_i - a_j|^2 / (2 sigma^2))``; ``sigma^2`` = median squared distance when None."""
+def _rbf_gram(A, bandwidth, median: str = "off_diagonal"):
+    """``exp(-|a_i - a_j|^2 / (2 sigma^2))``; ``sigma^2`` = median squared distance when None
+    (over the pairs ``i < j``, or over all ``n^2`` entries with the zero diagonal: ``median="all"``)."""
     sq = jnp.sum(A * A, axis=1)
     d2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * A @ A.T, 0.0)
-    if bandwidth is None:
+    if bandwidth is None and median == "all":
+        sigma2 = jnp.median(jnp.where(jnp.eye(A.shape[0], dtype=bool), 0.0, d2))
+    elif bandwidth is None:
         iu = jnp.triu_indices(A.shape[0], k=1)
         sigma2 = jnp.median(d2[iu])
     else:
@@ -172,12 +176,12 @@ def _rbf_gram(A, bandwidth):
     return jnp.exp(-d2 / (2.0 * sigma2))
 
 
-def _gram(A, kernel, bandwidth):
-    return A @ A.T if kernel == "linear" else _rbf_gram(A, bandwidth)
+def _gram(A, kernel, bandwidth, median="off_diagonal"):
+    return A @ A.T if kernel == "linear" else _rbf_gram(A, bandwidth, median)
 
 
-@partial(jax.jit, static_argnames=("debiased", "kernel"))
-def _hsic_triple(A, B, bandwidth_a, bandwidth_b, *, debiased: bool, kernel: str):
+@partial(jax.jit, static_argnames=("debiased", "kernel", "median"))
+def _hsic_triple(A, B, bandwidth_a, bandwidth_b, *, debiased: bool, kernel: str, median="off_diagonal"):
     """``(HSIC(K, L), HSIC(K, K), HSIC(L, L))`` (feature-space form for narrow linear layers)."""
     n, p = A.shape
     q = B.shape[1]
@@ -190,7 +194,7 @@ def _hsic_triple(A, B, bandwidth_a, bandwidth_b, *, debiased: bool, kernel: str)
         return f(cab, ra, rb), f(caa, ra, ra), f(cbb, rb, rb)
     if kernel == "linear":
         A, B = _center(A), _center(B)  # exact: both estimators are translation invariant
-    K, L = _gram(A, kernel, bandwidth_a), _gram(B, kernel, bandwidth_b)
+    K, L = _gram(A, kernel, bandwidth_a, median), _gram(B, kernel, bandwidth_b, median)
     f = _hsic1_gram if debiased else _hsic0_gram
     return f(K, L), f(K, K), f(L, L)
 
@@ -226,6 +230,7 @@ def cka(
     debiased: bool = False,
     kernel: str = "linear",
     bandwidth=None,
+    median: str = "off_diagonal",
 ) -> Float[Array, ""]:
     r"""Centred kernel alignment ``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` of two representations.
 
@@ -240,6 +245,10 @@ def cka(
     - `bandwidth`: the RBF ``sigma`` (absolute, same for both), or None for the median heuristic
       (``sigma^2`` = median squared pairwise distance, per representation; this keeps CKA invariant
       to isotropic scaling). Ignored by the linear kernel.
+    - `median`: which distances the median heuristic takes: ``"off_diagonal"`` (default, the
+      ``n(n-1)/2`` pairs ``i < j``) or ``"all"`` (all ``n^2`` entries including the zero
+      diagonal, as ``gram_rbf(x, threshold=1.0)`` in Kornblith et al.'s CKA notebook; a smaller
+      bandwidth, noticeably so for small n).
 
     **Returns:** a scalar in [0, 1] (biased; the debiased value can be slightly negative).
     Invariant to orthogonal maps, isotropic scaling and translations of either argument.
@@ -251,6 +260,8 @@ def cka(
     """
     if kernel not in _KERNELS:
         raise ValueError(f"`kernel` must be one of {_KERNELS}; got {kernel!r}.")
+    if median not in _MEDIANS:
+        raise ValueError(f"`median` must be one of {_MEDIANS}; got {median!r}.")
     A = _reps(A, "A")
     B = _reps(B, "B", A.dtype)
     if A.shape[0] != B.shape[0]:
@@ -258,9 +269,9 @@ def cka(
     _check_n(A.shape[0], debiased)
     if bandwidth is not None:
         bandwidth = jnp.asarray(bandwidth, A.dtype)
-        if bandwidth.ndim != 0 or (is_concrete(bandwidth) and not float(bandwidth) > 0):
-            raise ValueError(f"`bandwidth` must be a positive scalar or None; got {bandwidth}.")
-    kab, kaa, kbb = _hsic_triple(A, B, bandwidth, bandwidth, debiased=debiased, kernel=kernel)
+        if bandwidth.ndim != 0 or (is_concrete(bandwidth) and not 0 < float(bandwidth) < np.inf):
+            raise ValueError(f"`bandwidth` must be a positive finite scalar or None; got {bandwidth}.")
+    kab, kaa, kbb = _hsic_triple(A, B, bandwidth, bandwidth, debiased=debiased, kernel=kernel, median=median)
     _check_self(kaa, lambda i: "`A`", debiased)
     _check_self(kbb, lambda i: "`B`", debiased)
     return _ratio(kab, kaa, kbb)

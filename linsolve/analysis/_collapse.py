@@ -11,9 +11,13 @@ frequencies, so perfectly collapsed features score 0 whatever the proportions):
 * NC1 (variability collapse): ``tr Sigma_W / tr Sigma_B`` (Beaglehole et al. 2024, default), or
   Papyan's ``tr(Sigma_W Sigma_B^+) / K`` (Papyan, Han & Donoho 2020), computed without forming
   ``Sigma_B^+`` as ``(1/N) |Z C^+|_F^2`` (``Z`` the within-class residuals, ``C`` the centred means).
+  Beaglehole et al.'s code divides ``Sigma_W`` by ``K N`` instead of N (its ``n`` is the total
+  sample count), so the values it reports are the formula's divided by K:
+  ``normalization="beaglehole_code"`` gives those.
 * NC2 (simplex ETF): with ``m_c = (mu_c - mu_bar)/|mu_c - mu_bar|`` and
-  ``Sigma_ETF = (1 + 1/(K-1)) I_K - 11^T/(K-1)``: ``|M M^T - Sigma_ETF|_F`` (or the mean squared
-  entry, as in the paper's code).
+  ``Sigma_ETF = (1 + 1/(K-1)) I_K - 11^T/(K-1)``: ``|M M^T - Sigma_ETF|_F`` (default, the paper's
+  formula) or the mean squared entry ``|M M^T - Sigma_ETF|_F^2 / K^2`` (``norm="mean_square"``,
+  what Beaglehole et al.'s code reports).
 * NC3 (self-duality): ``| W/|W|_F - C/|C|_F |_F^2`` for classifier rows ``W`` (K, D).
 * NC4 (nearest class centre): the fraction of samples whose classifier decision
   ``argmax_c (W h + b)_c`` differs from ``argmin_c |h - mu_c|`` (``1 - NC4`` is the agreement).
@@ -57,6 +61,7 @@ __all__ = [
 
 _NC1_KINDS = ("trace", "papyan")
 _NC2_NORMS = ("fro", "mean_square")
+_NC1_NORMALIZATIONS = ("paper", "beaglehole_code")
 
 
 # ----------------------------------------------------------------------------- input handling
@@ -115,6 +120,29 @@ def _check_classifier(W, b, K: int, D: int, dtype):
     return W, b
 
 
+def _check_means(F, Y, need_each: bool) -> None:
+    """Raise (concrete inputs) when the class means coincide (``tr Sigma_B`` at rounding level:
+    NC1 undefined) or, with `need_each`, when some class mean sits on the mean of the means (its
+    direction, used by NC2/NC3, is undefined)."""
+    if not is_concrete((F, Y)):
+        return
+    Fn, Yn = np.asarray(F, np.float64), np.asarray(Y, np.float64)
+    means = (Yn.T @ Fn) / Yn.sum(0)[:, None]
+    norms = np.linalg.norm(means - means.mean(0), axis=1)
+    scale = np.sqrt(np.mean(np.sum((Fn - Fn.mean(0)) ** 2, axis=1)))  # rms spread of the features
+    tiny = 64 * np.finfo(np.asarray(F).dtype).eps * max(scale, np.max(np.abs(Fn)))
+    if not np.max(norms) > tiny:
+        raise ValueError(
+            "`features` have (numerically) identical class means: tr Sigma_B = 0, so the metric is "
+            f"undefined (largest distance of a class mean to their average: {np.max(norms):.3g})."
+        )
+    if need_each and not np.min(norms) > tiny:
+        raise ValueError(
+            f"class {int(np.argmin(norms))} (in sorted order) has its mean at the average of the class "
+            "means, so its normalised direction (NC2/NC3) is undefined."
+        )
+
+
 # ----------------------------------------------------------------------------- pure kernels
 def _stats(F, Y):
     """Class means (K, D), centred means C (K, D) and within-class residuals Z (N, D)."""
@@ -161,36 +189,55 @@ def _nc4(F, Y, W, b):
 
 
 # ----------------------------------------------------------------------------- public metrics
-def nc1(features, labels, *, kind: str = "trace", num_classes: int | None = None) -> Float[Array, ""]:
+def nc1(
+    features,
+    labels,
+    *,
+    kind: str = "trace",
+    normalization: str = "paper",
+    num_classes: int | None = None,
+) -> Float[Array, ""]:
     r"""NC1, within-class variability relative to between-class: ``tr Sigma_W / tr Sigma_B``.
+
+    ``Sigma_W = (1/N) sum_i (h_i - mu_{c_i})(h_i - mu_{c_i})^T`` (N samples in all) and
+    ``Sigma_B = (1/K) sum_c (mu_c - mu_bar)(mu_c - mu_bar)^T`` (module notes).
 
     **Arguments:**
     - `features`: (N, D) features, one row per sample (finite).
     - `labels`: (N,) integer classes (any K >= 2 distinct values, each with >= 2 samples; classes
       are taken in sorted order), or (N, K) one-hot / +-1 one-hot targets.
     - `kind`: ``"trace"`` (``tr Sigma_W / tr Sigma_B``, Beaglehole et al. 2024) or ``"papyan"``
-      (``tr(Sigma_W Sigma_B^+)/K``, Papyan et al. 2020).
+      (``tr(Sigma_W Sigma_B^+)/K``, Papyan et al. 2020, equal to their code's value).
+    - `normalization`: ``"paper"`` (default: the formulas above) or ``"beaglehole_code"``
+      (``Sigma_W`` divided by ``K N`` as in Beaglehole et al.'s code, i.e. the value divided by K:
+      the default is K times the numbers their code prints).
     - `num_classes`: K when `labels` are traced (then labels must be 0..K-1, unchecked).
 
     **Returns:** () NC1 >= 0; 0 when every sample sits on its class mean.
     """
     if kind not in _NC1_KINDS:
         raise ValueError(f"`kind` must be one of {_NC1_KINDS}; got {kind!r}.")
-    F, Y, _ = _prepare(features, labels, num_classes)
-    return _nc1(F, Y, kind)
+    if normalization not in _NC1_NORMALIZATIONS:
+        raise ValueError(f"`normalization` must be one of {_NC1_NORMALIZATIONS}; got {normalization!r}.")
+    F, Y, K = _prepare(features, labels, num_classes)
+    _check_means(F, Y, need_each=False)
+    value = _nc1(F, Y, kind)
+    return value / K if normalization == "beaglehole_code" else value
 
 
 def nc2(features, labels, *, norm: str = "fro", num_classes: int | None = None) -> Float[Array, ""]:
     r"""NC2, distance of the normalised centred class means to a simplex ETF.
 
     ``|M M^T - Sigma_ETF|`` with rows ``m_c = (mu_c - mu_bar)/|mu_c - mu_bar|`` and
-    ``Sigma_ETF = (1 + 1/(K-1)) I - 11^T/(K-1)``. `norm`: ``"fro"`` (Frobenius, default) or
-    ``"mean_square"`` (mean squared entry, as in Beaglehole et al.'s code). Other arguments as
-    :func:`nc1`.
+    ``Sigma_ETF = (1 + 1/(K-1)) I - 11^T/(K-1)``. `norm`: ``"fro"`` (the Frobenius norm of the
+    paper's formula, default) or ``"mean_square"`` (the mean squared entry
+    ``|M M^T - Sigma_ETF|_F^2 / K^2``, what Beaglehole et al.'s code reports; compare values
+    across papers only in the same norm). Other arguments as :func:`nc1`.
     """
     if norm not in _NC2_NORMS:
         raise ValueError(f"`norm` must be one of {_NC2_NORMS}; got {norm!r}.")
     F, Y, _ = _prepare(features, labels, num_classes)
+    _check_means(F, Y, need_each=True)
     return _nc2(F, Y, norm)
 
 
@@ -202,6 +249,9 @@ def nc3(features, labels, classifier, *, num_classes: int | None = None) -> Floa
     """
     F, Y, K = _prepare(features, labels, num_classes)
     W, _ = _check_classifier(classifier, None, K, F.shape[1], F.dtype)
+    _check_means(F, Y, need_each=False)
+    if is_concrete(W) and not np.any(np.asarray(W)):
+        raise ValueError("`classifier` is zero; its normalised direction (NC3) is undefined.")
     return _nc3(F, Y, W)
 
 

@@ -13,9 +13,10 @@ authors' code):
 3. pool the snapshot pairs ``(z_t, z_{t+1})`` of all trajectories into columns of ``Z, Z'``;
 4. exact DMD (Tu et al. 2014): ``Z = U S V^T`` truncated to ``k`` modes,
    ``A~ = U^T Z' V S^{-1}``; the Koopman eigenvalue estimates are ``eig(A~)``;
-5. distance between two spectra: the 1-Wasserstein distance between equal-size eigenvalue sets as
-   uniform point masses in the complex plane, ``W = min_pi (1/k) sum_i |lambda_i - mu_pi(i)|``
-   (optimal matching by the Hungarian method);
+5. distance between two spectra: the 1-Wasserstein distance between the uniform distributions on
+   the two eigenvalue sets in the complex plane; for equal sizes k it is the optimal matching
+   ``W = min_pi (1/k) sum_i |lambda_i - mu_pi(i)|`` (Hungarian method, as in the authors' code),
+   for different sizes the optimal transport between masses 1/k and 1/k';
 6. significance: swap every matched pair between the two sets with probability 1/2, recompute
    ``W``; ``p = Pr[W_shuffled >= W]`` (small p: the spectra differ more than by chance).
 
@@ -41,6 +42,7 @@ from ..models import ShallowNet
 from ..simulate import Trajectory, gradient_descent
 from ..tasks import Task
 from ._assignment import linear_sum_assignment
+from ._wasserstein import uniform_wasserstein
 
 __all__ = [
     "time_delay",
@@ -227,11 +229,18 @@ def dmd(
       of any of these (lengths may differ; D must agree).
     - `delays`: number of delays ``d >= 0`` (``d = 0`` is plain DMD).
     - `rank`: number of SVD modes kept; None keeps every singular value above
-      ``rtol * s_max`` (the numerical rank).
+      ``rtol * s_max`` (the numerical rank). Redman et al.'s ``dmd(X, Y, k)`` keeps the first
+      ``k`` singular values (``rank=k``, which must not exceed the numerical rank here) or, with
+      ``k = -1`` (their OMD/OGD/bisection and Transformer runs), all of them with no cutoff:
+      ``rank=None, rtol=0`` reproduces that whenever every singular value is positive (their
+      ``1/S`` is then finite); the default ``rtol`` instead drops singular values at round-off
+      level, so such spectra can have fewer eigenvalues than theirs (e.g. 6 instead of 10 for
+      the bisection run, whose iterates reach machine precision).
     - `observable`: for Trajectory inputs: None (all parameters, flattened), the name of a
       recorded observable, or a function ``params -> array`` (e.g. :func:`output_weights`).
     - `return_modes`: also return the (unit-norm) exact DMD modes.
-    - `rtol`: relative singular-value cutoff; default ``max(n, M) * eps``.
+    - `rtol`: relative singular-value cutoff; default ``max(n, M) * eps`` (``0`` keeps every
+      positive singular value).
 
     **Returns:** complex eigenvalues (k,) (NumPy, sorted by decreasing modulus), and with
     `return_modes` the pair ``(eigenvalues, modes (n, k))``, ``n = (d + 1) D``.
@@ -306,8 +315,8 @@ def match_spectra(e1, e2) -> tuple[float, np.ndarray]:
     e1, e2 = _spectrum("e1", e1), _spectrum("e2", e2)
     if e1.shape != e2.shape:
         raise ValueError(
-            f"eigenvalue sets must have the same size; got {e1.size} and {e2.size} "
-            "(use the same DMD `rank` for both)."
+            f"a matching needs eigenvalue sets of the same size; got {e1.size} and {e2.size} "
+            "(use the same DMD `rank` for both; spectral_distance accepts different sizes)."
         )
     if e1.size == 0:
         raise ValueError("eigenvalue sets are empty.")
@@ -320,13 +329,33 @@ def _match(e1: np.ndarray, e2: np.ndarray) -> tuple[float, np.ndarray]:
     return float(cost[rows, cols].mean()), cols
 
 
-def spectral_distance(e1: Complex[Array, " k"], e2: Complex[Array, " k"]) -> float:
-    """1-Wasserstein distance ``min_pi (1/k) sum_i |e1_i - e2_pi(i)|`` between eigenvalue sets.
+def spectral_distance(e1: Complex[Array, " k"], e2: Complex[Array, " l"]) -> float:
+    r"""1-Wasserstein distance between the uniform distributions on two eigenvalue sets.
 
-    Redman et al., NeurIPS 2024 (arXiv 2302.09160): zero for conjugate dynamics (shared Koopman
-    eigenvalues); solved exactly by the Hungarian method. Both sets must have the same size.
+    ``W = min_P sum_ij P_ij |e1_i - e2_j|`` over transport plans ``P >= 0`` with row sums ``1/k``
+    and column sums ``1/l`` (Euclidean distance in the complex plane). Zero for conjugate
+    dynamics (shared Koopman eigenvalues; Redman et al., NeurIPS 2024, arXiv 2302.09160).
+
+    * Equal sizes (``k = l``): ``W = min_pi (1/k) sum_i |e1_i - e2_pi(i)|``, the optimal matching
+      of the authors' code, solved exactly by the Hungarian method.
+    * Different sizes (e.g. the 10 OGD and 6 bisection eigenvalues kept by a numerical-rank
+      cutoff): the transport linear program, solved exactly by the HiGHS simplex method through
+      ``scipy.optimize.linprog``. One point against several gives their mean distance to it;
+      ``{0}`` against ``{0, 1}`` gives 1/2.
+
+    It is a metric on finite sets (symmetric, zero only for equal sets with multiplicity in
+    proportion, triangle inequality).
+
+    **Arguments:** `e1` (k,), `e2` (l,) finite (complex) eigenvalues, k, l >= 1.
+
+    **Returns:** the distance, a float >= 0.
     """
-    return match_spectra(e1, e2)[0]
+    e1, e2 = _spectrum("e1", e1), _spectrum("e2", e2)
+    if e1.size == 0 or e2.size == 0:
+        raise ValueError(f"eigenvalue sets must be non-empty; got sizes {e1.size} and {e2.size}.")
+    if e1.size == e2.size:
+        return _match(e1, e2)[0]
+    return uniform_wasserstein(e1, e2)[0]
 
 
 def _numpy_rng(key) -> np.random.Generator:
@@ -347,7 +376,8 @@ def conjugacy_test(e1, e2, *, shuffles: int = 1000, key) -> tuple[float, float]:
     spectra differ systematically (evidence against conjugacy). Compare ``W`` with the between-seed
     baseline (:func:`seed_baseline`) as well: the test has little power for small sets.
 
-    **Arguments:** `e1`, `e2` equal-size eigenvalue sets; `shuffles` >= 1; `key` a JAX PRNG key
+    **Arguments:** `e1`, `e2` equal-size eigenvalue sets (the test swaps matched pairs, so it
+    needs a one-to-one matching); `shuffles` >= 1; `key` a JAX PRNG key
     (it seeds the NumPy generator of the coin flips, which avoids compiling a sampler per size).
 
     **Returns:** ``(distance, p_value)``.
@@ -378,7 +408,8 @@ def seed_baseline(spectra: Sequence) -> SeedBaseline:
     Distances between settings are read relative to this spread (Redman et al. report it for their
     widest network), since even conjugate dynamics give ``W > 0`` from finite data.
 
-    **Arguments:** `spectra`: a sequence of >= 2 equal-size eigenvalue sets (or an (S, k) array).
+    **Arguments:** `spectra`: a sequence of >= 2 eigenvalue sets (or an (S, k) array); sizes may
+    differ (:func:`spectral_distance`).
     """
     spectra = [_spectrum(f"spectra[{i}]", e) for i, e in enumerate(spectra)]
     if len(spectra) < 2:

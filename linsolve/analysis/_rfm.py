@@ -41,7 +41,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._validate import as_float, as_scalar
-from ._agop import _check_chunk, _gram_sum, psd_sqrt
+from ._agop import _check_chunk, _check_normalization, _gram_sum, _normalize, psd_sqrt
 from ._collapse import _nc1, _nc2, _prepare
 
 __all__ = ["deep_rfm", "DeepRFM", "kernel_matrix", "kernel_gradients", "kernel_agop", "KERNELS"]
@@ -153,12 +153,15 @@ def kernel_agop(
     kernel: str = "laplace",
     bandwidth=2.0,
     chunk_size: int | None = None,
+    normalization: str = "mean",
 ) -> Float[Array, "d d"]:
     r"""Closed-form AGOP of the kernel predictor at its training points, ``(1/N) sum_i J_i^T J_i``.
 
     The ``j = i`` term is dropped at ``x_i`` (Laplace; it is 0 for the Gaussian kernel); the linear
     kernel gives ``beta beta^T``, ``beta = X^T alpha``. `chunk_size` bounds the rows of gradients
-    held at once.
+    held at once. `normalization`: ``"mean"`` (default), ``"sum"`` (no ``1/N``) or ``"max"``
+    (divided by the largest entry, as the ``rfm`` package's ``fit_M`` does; the Deep RFM
+    metrics do not depend on this factor).
     """
     X = as_float(X, "X", ndim=2)
     alpha = as_float(alpha, "alpha", X.dtype)
@@ -166,7 +169,9 @@ def kernel_agop(
     if alpha.ndim != 2 or alpha.shape[0] != X.shape[0]:
         raise ValueError(f"`alpha` must have shape (n={X.shape[0]}, K); got {tuple(alpha.shape)}.")
     bw = _check_kernel(kernel, bandwidth, X.dtype)
-    return _kernel_agop_jit(X, alpha, kernel, bw, _check_chunk(chunk_size, X.shape[0]))
+    _check_normalization(normalization)
+    M = _kernel_agop_jit(X, alpha, kernel, bw, _check_chunk(chunk_size, X.shape[0]))
+    return _normalize(M, normalization, X.shape[0])
 
 
 @functools.partial(jax.jit, static_argnames=("kernel", "chunk"))

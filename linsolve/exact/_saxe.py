@@ -4,7 +4,7 @@ A deep linear net ``W_L ... W_1`` (``L = depth``), whitened inputs, equal rates 
 balanced (``W_{l+1}^T W_{l+1} = W_l W_l^T``) and decoupled (``W_L...W_1 = U diag(u) V^T`` with
 ``Syx = U diag(s) V^T``) keeps its singular vectors; each mode strength obeys
 
-    tau du/dt = L |u|^p (s - u),    p = 2 - 2/L     (reference/exact_solutions.md Sec. 3, L = N_l - 1).
+    tau du/dt = L |u|^p (s - u),    p = 2 - 2/L     (L weight matrices, L + 1 layers of units).
 
 * ``L = 1``: linear regression, ``u = s + (u0 - s) e^{-t/tau}``.
 * ``L = 2``: the logistic law ``u = s e^{2st/tau} / (e^{2st/tau} - 1 + s/u0)``, evaluated by the
@@ -15,7 +15,7 @@ balanced (``W_{l+1}^T W_{l+1} = W_l W_l^T``) and decoupled (``W_L...W_1 = U diag
       Phi(x) = -x^{2-L}/(L-2) - (1/L) sum_k Re[omega_k^2 ln(omega_k - x)],   omega_k^L = 1,
 
   by partial fractions of ``1/(x^{L-1}(1 - x^L)) = x^{1-L} + x/(1 - x^L)``. It equals (up to a
-  constant) the reference's ``F(u) = u^b/(sb) 2F1(1, b; b+1; u/s)``, ``b = 1 - p``, for ``u < s``,
+  constant) Saxe et al.'s ``F(u) = u^b/(sb) 2F1(1, b; b+1; u/s)``, ``b = 1 - p``, for ``u < s``,
   and continues it to ``u > s``. For ``v > 4`` the terms cancel, so ``Phi`` is evaluated there
   from the convergent series ``Phi = C + sum_n y^{2L-2+nL}/(2L-2+nL)``, ``y = 1/x``, kept apart
   from the constant ``C`` so that time differences carry no cancellation. The root is found by
@@ -79,35 +79,38 @@ def _check_depth(depth) -> int:
     return d
 
 
-def _roots(d: int, sign: int):
-    """Complex roots of ``x^d = sign`` with ``0 < angle < pi`` (one per conjugate pair) as
-    ``(cos a, sin a, cos 2a, sin 2a)``, and whether ``-1`` is a root. ``+1`` is left out."""
+def _roots(d: int, sign: int) -> tuple[np.ndarray, float]:
+    """Complex roots of ``x^d = sign`` with ``0 < angle < pi`` (one per conjugate pair) as rows
+    ``(cos a, sin a, cos 2a, sin 2a)`` of a (m, 4) array, and whether ``-1`` is a root. ``+1`` is
+    left out."""
     if sign > 0:
-        angles = [2 * math.pi * k / d for k in range(1, (d - 1) // 2 + 1)]
+        angles = 2 * np.pi * np.arange(1, (d - 1) // 2 + 1) / d
         minus_one = d % 2 == 0
     else:
-        angles = [math.pi * (2 * k + 1) / d for k in range(d // 2)]
+        angles = np.pi * (2 * np.arange(d // 2) + 1) / d
         minus_one = d % 2 == 1
-    pairs = [(math.cos(a), math.sin(a), math.cos(2 * a), math.sin(2 * a)) for a in angles]
-    return pairs, float(minus_one)
+    rows = np.stack([np.cos(angles), np.sin(angles), np.cos(2 * angles), np.sin(2 * angles)], axis=-1)
+    return rows.reshape(-1, 4), float(minus_one)
 
 
 def _log_sum(x, plus, d: int):
     """``sum_k Re[omega_k^2 ln(omega_k - x)]`` over the roots of ``x^d = +-1`` except ``+1``.
 
     ``plus`` (bool, per element) picks the roots of ``+1`` or of ``-1``; the two root lists are
-    padded to equal length with a zero-weight dummy so one expression serves both.
+    padded to equal length with a zero-weight dummy so one expression serves both. The roots are
+    a trailing array axis (not a Python loop), so the compiled program does not grow with ``d``.
     """
-    (pp, mp), (mpl, mmi) = zip(_roots(d, 1), _roots(d, -1))
-    n = max(len(pp), len(mp))
-    dummy = (0.0, 1.0, 0.0, 0.0)
-    pp, mp = pp + [dummy] * (n - len(pp)), mp + [dummy] * (n - len(mp))
+    (pp, mpl), (mp, mmi) = _roots(d, 1), _roots(d, -1)
+    m = max(len(pp), len(mp), 1)
+    dummy = np.array([0.0, 1.0, 0.0, 0.0])
+    pad = lambda r: np.concatenate([r, np.broadcast_to(dummy, (m - len(r), 4))])
+    pp, mp = pad(pp), pad(mp)
     out = jnp.where(plus, mpl, mmi) * jnp.log1p(x)
-    for a, b in zip(pp, mp):
-        c, s, c2, s2 = (jnp.where(plus, ai, bi) for ai, bi in zip(a, b))
-        mag = 0.5 * jnp.log((x - c) ** 2 + s * s)
-        out = out + 2 * (c2 * mag - s2 * jnp.arctan2(s, c - x))
-    return out
+    xe, pe = x[..., None], jnp.asarray(plus)[..., None]
+    c, s, c2, s2 = (jnp.where(pe, jnp.asarray(pp[:, j], x.dtype), jnp.asarray(mp[:, j], x.dtype))
+                    for j in range(4))
+    mag = 0.5 * jnp.log((xe - c) ** 2 + s * s)
+    return out + jnp.sum(2 * (c2 * mag - s2 * jnp.arctan2(s, c - xe)), axis=-1)
 
 
 def _series(y, sgn, d: int):
@@ -127,8 +130,11 @@ def _closed(lnv, lnw, plus, d: int):
     ``Phi = -x^{2-d}/(d-2) - (ln|1 - x| + S_+(x))/d``, ``Psi = -x^{2-d}/(d-2) + S_-(x)/d``.
     """
     x = jnp.exp(lnv / d)
-    geo = sum(x**j for j in range(d))  # (1 - x^d)/(1 - x): |1 - x| = |1 - v| / geo
-    ln_gap = jnp.where(plus, lnw - jnp.log(geo), 0.0)
+    # geo = sum_{j<d} x^j = (1 - x^d)/(1 - x) = expm1(ln v)/expm1(ln v / d) (no cancellation):
+    # |1 - x| = |1 - v| / geo; geo = d at v = 1.
+    safe = jnp.where(lnv == 0, 1.0, lnv)
+    ln_geo = jnp.where(lnv == 0, math.log(d), jnp.log(jnp.expm1(safe) / jnp.expm1(safe / d)))
+    ln_gap = jnp.where(plus, lnw - ln_geo, 0.0)
     sgn = jnp.where(plus, 1.0, -1.0)
     return -jnp.exp((2 - d) * lnv / d) / (d - 2) - sgn * (ln_gap + _log_sum(x, plus, d)) / d
 
@@ -313,7 +319,17 @@ def _prepare(t, s, u0, tau, *, t_name="t"):
     t = jnp.asarray(t).astype(dtype)
     if is_concrete(t) and bool(jnp.any(jnp.isnan(t) | (t < 0))):
         raise ValueError(f"`{t_name}` must be non-negative (inf allowed); got {t}.")
+    _check_broadcast({t_name: t, "s": s, "u0": u0, "tau": tau})
     return t, s, u0, tau
+
+
+def _check_broadcast(arrays: dict) -> None:
+    """``ValueError`` naming the arguments whose shapes do not broadcast together."""
+    try:
+        np.broadcast_shapes(*(np.shape(x) for x in arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"`{k}` {tuple(np.shape(x))}" for k, x in arrays.items())
+        raise ValueError(f"the arguments must broadcast against each other; got {shapes}.") from None
 
 
 def saxe_mode(
@@ -341,7 +357,7 @@ def saxe_mode(
     **Returns:** ``u(t)`` with the broadcast shape; ``t = 0`` gives ``u0`` exactly, ``t = inf``
     the fixed point (``s`` if ``u0 s > 0`` or ``L = 1``, else 0). Works under jit, vmap and grad.
 
-    Reference: Saxe, McClelland & Ganguli (2014), arXiv 1312.6120; reference Sec. 3.
+    Reference: Saxe, McClelland & Ganguli (2014), arXiv 1312.6120.
     """
     d = _check_depth(depth)
     t, s, u0, tau = _prepare(t, s, u0, tau)
@@ -390,11 +406,12 @@ def saxe_time(u0, u1, *, s, tau=1.0, depth: int = 2) -> Float[Array, "*batch"]:
     **Arguments:** `u0`, `u1`, `s` (broadcast), `tau` > 0, `depth` = L (int >= 1).
 
     **Returns:** the time; ``inf`` when `u1` lies behind `u0`, beyond or at the fixed point, or on
-    the other side of zero. Reference: Saxe, McClelland & Ganguli (2014); reference Sec. 3.
+    the other side of zero. Reference: Saxe, McClelland & Ganguli (2014).
     """
     d = _check_depth(depth)
     _, s, u0, tau = _prepare(jnp.zeros((), float_dtype_of(u0, u1, s, tau)), s, u0, tau)
     u1 = as_float(u1, "u1", u0.dtype)
+    _check_broadcast({"u0": u0, "u1": u1, "s": s, "tau": tau})
     return _evaluate_time(u0, u1, s, tau, d)
 
 
@@ -475,6 +492,8 @@ def saxe_decomposition(params0, task: Task, *, rtol: float | None = None):
         raise ValueError(f"`task` must be a linsolve.Task; got {type(task).__name__}.")
     params0 = validate_params(params0, "params0", task.dtype)
     check_against_task(params0, task, "params0")
+    if rtol is not None and not (np.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"`rtol` must be a finite number >= 0 or None; got {rtol!r}.")
     tol = _default_rtol(params0[0].dtype) if rtol is None else float(rtol)
     U, s, Vt, u0, white, balance, coupling = _measure(params0, task)
     if is_concrete((params0, task)):
@@ -517,8 +536,10 @@ def saxe_product(
 
     **Returns:** ``(*t.shape, d_out, d_in)`` end-to-end maps.
 
-    Reference: Saxe, McClelland & Ganguli (2014), arXiv 1312.6120; reference Sec. 3.
+    Reference: Saxe, McClelland & Ganguli (2014), arXiv 1312.6120.
     """
+    if np.ndim(tau) != 0:
+        raise ValueError(f"`tau` must be a scalar time constant; got shape {np.shape(tau)}.")
     U, s, Vt, u0 = saxe_decomposition(params0, task, rtol=rtol)
     dtype = u0.dtype
     t = jnp.asarray(t).astype(dtype)
