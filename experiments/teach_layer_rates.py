@@ -174,6 +174,7 @@ def main(smoke: bool = False) -> dict:
         "output_exponent",
         "ntk_change",
         boundary="r",
+        legend=False,  # the script's own legend below names the r = 1 contour
         title=f"Exact NTK change max |K(t)/K(0) - 1|, width {WIDTH}",
     )
     ax = fig.axes[0]

@@ -11,13 +11,12 @@ def mode_learning(ts, simulated, theory_ts, theory, singular_values, *, path=Non
     **Arguments:** `ts` (T,), `simulated` (T, r); `theory_ts` (T2,), `theory` (T2, r);
     `singular_values` (r,) drawn as dashed targets. Saves to `path` when given; returns the figure.
     """
-    import matplotlib
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=110)
-    colors = plt.cm.viridis(np.linspace(0.05, 0.85, len(singular_values)))
+    fig = Figure(figsize=(6.0, 3.8), dpi=110)
+    ax = fig.subplots()
+    colors = colormaps["viridis"](np.linspace(0.05, 0.85, len(singular_values)))
     for a, (s, c) in enumerate(zip(np.asarray(singular_values), colors)):
         ax.plot(theory_ts, np.asarray(theory)[:, a], color=c, lw=2, label=f"s = {s:.2g} (exact)")
         ax.plot(ts, np.asarray(simulated)[:, a], "o", color=c, ms=3, alpha=0.7)
@@ -29,5 +28,4 @@ def mode_learning(ts, simulated, theory_ts, theory, singular_values, *, path=Non
     fig.tight_layout()
     if path is not None:
         fig.savefig(path)
-        plt.close(fig)
     return fig
