@@ -11,30 +11,59 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import jax.random as jr
 
-from ._validate import as_float, check_positive, default_float, per_layer, random_orthonormal
+from ._validate import (
+    as_float,
+    as_scalar,
+    check_float_dtype,
+    check_key,
+    check_overflow,
+    check_positive,
+    check_size,
+    float_dtype_of,
+    per_layer,
+    random_orthonormal,
+)
 from .tasks import Task
 
 __all__ = ["random", "balanced", "aligned", "decoupled", "lambda_balanced"]
 
 
 def _check_sizes(sizes) -> tuple[int, ...]:
-    if not isinstance(sizes, Sequence) or len(sizes) < 2:
+    if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or len(sizes) < 2:
         raise ValueError(
             f"`sizes` must be a sequence (d_in, ..., d_out) of >= 2 ints; got {sizes!r}."
         )
-    if any(int(n) != n or n < 1 for n in sizes):
-        raise ValueError(f"`sizes` must be positive integers; got {tuple(sizes)}.")
-    return tuple(int(n) for n in sizes)
+    out = []
+    for n in sizes:
+        try:
+            out.append(check_size("sizes", n))
+        except ValueError:
+            raise ValueError(f"`sizes` must be positive integers; got {tuple(sizes)}.") from None
+    return tuple(out)
+
+
+def _check_weights(names: str, weights, dtype) -> None:
+    """The drawn weights are finite (large scales can overflow the dtype)."""
+    check_overflow(f"{names} too large: the weights overflow {dtype}.", *weights)
 
 
 def random(key, sizes, scales, *, dtype=None) -> tuple:
-    """Gaussian weights: ``W_l`` has i.i.d. ``N(0, scales[l]^2)`` entries (`scales` scalar or (L,))."""
+    """Gaussian weights: ``W_l`` has i.i.d. ``N(0, scales[l]^2)`` entries (`scales` scalar or (L,)).
+
+    **Arguments:** `key` PRNG key; `sizes` (d_in, ..., d_out) positive ints; `scales` finite,
+    >= 0; `dtype` floating (default: the widest of `scales`, else the default float).
+    **Returns:** ``(W1, ..., WL)``, ``W_l`` of shape (n_l, n_{l-1}).
+    """
+    key = check_key(key)
     sizes = _check_sizes(sizes)
-    dtype = dtype or default_float()
+    dtype = check_float_dtype(dtype) if dtype is not None else float_dtype_of(
+        scales, *(scales if isinstance(scales, Sequence) else ()))
     L = len(sizes) - 1
     scales = per_layer("scales", scales, L, dtype, strict=False)
     keys = jr.split(key, L)
-    return tuple(scales[l] * jr.normal(keys[l], (sizes[l + 1], sizes[l]), dtype) for l in range(L))
+    W = tuple(scales[l] * jr.normal(keys[l], (sizes[l + 1], sizes[l]), dtype) for l in range(L))
+    _check_weights("`scales` are", W, dtype)
+    return W
 
 
 def decoupled(U, strengths, V, sizes, *, key=None) -> tuple:
@@ -45,15 +74,18 @@ def decoupled(U, strengths, V, sizes, *, key=None) -> tuple:
     The result is balanced: ``W_{l+1}^T W_{l+1} = W_l W_l^T``. Needs every hidden n_l >= r.
     """
     sizes = _check_sizes(sizes)
-    strengths = as_float(strengths, "strengths", ndim=1)
+    if key is not None:
+        key = check_key(key)
+    dtype = float_dtype_of(U, strengths, V)
+    strengths = as_float(strengths, "strengths", dtype, ndim=1)
     check_positive("strengths", strengths, strict=False)
+    U = as_float(U, "U", dtype, ndim=2)
+    V = as_float(V, "V", dtype, ndim=2)
     r = strengths.shape[0]
-    dtype = strengths.dtype
-    if U.shape != (sizes[-1], r) or V.shape != (sizes[0], r):
-        raise ValueError(
-            f"`U` must be (d_out={sizes[-1]}, r={r}) and `V` (d_in={sizes[0]}, r={r}); "
-            f"got {tuple(U.shape)} and {tuple(V.shape)}."
-        )
+    if U.shape != (sizes[-1], r):
+        raise ValueError(f"`U` must be (d_out={sizes[-1]}, r={r}); got {tuple(U.shape)}.")
+    if V.shape != (sizes[0], r):
+        raise ValueError(f"`V` must be (d_in={sizes[0]}, r={r}); got {tuple(V.shape)}.")
     if min(sizes[1:-1], default=r) < r:
         raise ValueError(
             f"every hidden width must be >= the number of modes r={r}; got sizes {sizes}."
@@ -76,9 +108,12 @@ def balanced(key, sizes, scale, *, dtype=None) -> tuple:
 
     The end-to-end map is the product of a Gaussian chain with per-layer std `scale`, its
     singular values shared equally by the layers along random orthonormal frames.
+    `scale`: finite, >= 0, scalar or one per layer.
     """
+    key = check_key(key)
     sizes = _check_sizes(sizes)
-    dtype = dtype or default_float()
+    dtype = check_float_dtype(dtype) if dtype is not None else float_dtype_of(scale)
+    scale = per_layer("scale", scale, len(sizes) - 1, dtype, strict=False)
     k1, k2 = jr.split(key)
     r = min(sizes)
     P = jnp.eye(sizes[0], dtype=dtype)
@@ -94,7 +129,11 @@ def aligned(task: Task, sizes, strengths, *, key=None) -> tuple:
     ``U, V`` are the singular vectors of ``task.Syx``; `strengths` (scalar or (r,)) are the initial
     mode strengths ``u_alpha(0)``, r = min(d_in, d_out) (Saxe, McClelland & Ganguli 2014).
     """
+    if not isinstance(task, Task):
+        raise ValueError(f"`task` must be a linsolve.Task; got {type(task).__name__}.")
     sizes = _check_sizes(sizes)
+    if key is not None:
+        key = check_key(key)
     if (sizes[0], sizes[-1]) != (task.d_in, task.d_out):
         raise ValueError(
             f"`sizes` must start with d_in={task.d_in} and end with d_out={task.d_out}; "
@@ -102,7 +141,16 @@ def aligned(task: Task, sizes, strengths, *, key=None) -> tuple:
         )
     U, _, Vt = task.svd()
     r = U.shape[1]
-    strengths = jnp.broadcast_to(jnp.asarray(strengths, task.dtype), (r,))
+    dtype = float_dtype_of(task.Syx, strengths)
+    strengths = as_float(strengths, "strengths", dtype)
+    if strengths.ndim > 1 or strengths.shape not in ((), (r,)):
+        raise ValueError(
+            f"`strengths` must be a scalar or have r = min(d_in, d_out) = {r} entries; got shape "
+            f"{tuple(strengths.shape)}."
+        )
+    check_positive("strengths", strengths, strict=False)
+    strengths = jnp.broadcast_to(strengths, (r,))
+    U, Vt = U.astype(dtype), Vt.astype(dtype)
     return decoupled(U, strengths, Vt.T, sizes, key=key)
 
 
@@ -116,15 +164,23 @@ def lambda_balanced(key, sizes, lam, scale, *, dtype=None) -> tuple:
 
     Feasibility: ``W1 W1^T + lam I = W2^T W2`` has rank <= d_out, and ``W2^T W2 - lam I = W1 W1^T``
     rank <= d_in, so lam > 0 needs hidden <= d_out and lam < 0 needs hidden <= d_in.
+
+    **Arguments:** `key` PRNG key; `sizes` (d_in, hidden, d_out); `lam` finite scalar (concrete:
+    it selects the construction); `scale` finite, >= 0; `dtype` floating (default: the widest of
+    `lam` and `scale`). ``lam`` and ``scale^2`` must leave the grams finite in the dtype.
+    **Returns:** ``(W1, W2)`` of shapes (hidden, d_in), (d_out, hidden).
     """
+    key = check_key(key)
     sizes = _check_sizes(sizes)
     if len(sizes) != 3:
         raise ValueError(
-            f"lambda-balanced init is for two layers: sizes=(d_in, hidden, d_out); got {sizes}."
+            f"lambda-balanced init is for two layers: `sizes` must be (d_in, hidden, d_out); got "
+            f"{sizes}."
         )
-    dtype = dtype or default_float()
-    lam = float(lam)
-    check_positive("scale", scale, strict=False)
+    dtype = check_float_dtype(dtype) if dtype is not None else float_dtype_of(lam, scale)
+    lam_arr = as_scalar("lam", lam, dtype, positive=False)
+    scale = as_scalar("scale", scale, dtype, strict=False)
+    lam = float(lam_arr)
     d_in, h, d_out = sizes
     if lam > 0 and h > d_out:
         raise ValueError(
@@ -139,13 +195,16 @@ def lambda_balanced(key, sizes, lam, scale, *, dtype=None) -> tuple:
     k1, k2 = jr.split(key)
     eye = jnp.eye(h, dtype=dtype)
     if lam == 0 and h > max(d_in, d_out):
-        return balanced(key, sizes, scale, dtype=dtype)
-    if lam > 0 or (lam == 0 and h <= d_out):
+        W1, W2 = balanced(key, sizes, scale, dtype=dtype)
+    elif lam > 0 or (lam == 0 and h <= d_out):
         W1 = scale * jr.normal(k1, (h, d_in), dtype)
         W2 = random_orthonormal(k2, d_out, h, dtype) @ _sqrtm(W1 @ W1.T + lam * eye)
     else:
         W2 = scale * jr.normal(k1, (d_out, h), dtype)
         W1 = _sqrtm(W2.T @ W2 - lam * eye) @ random_orthonormal(k2, d_in, h, dtype).T
+    _check_weights(
+        f"`lam` = {lam:.3g} and `scale` are", (W1 @ W1.T, W2.T @ W2), dtype
+    )
     return W1, W2
 
 

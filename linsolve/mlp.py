@@ -18,6 +18,14 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float
 
+from ._validate import (
+    as_scalar,
+    check_finite,
+    check_float_dtype,
+    check_key,
+    check_size,
+    float_dtype_of,
+)
 from .models import _ACTIVATIONS, Network, _fill
 
 __all__ = ["MLP", "MLPLayers", "mlp_init"]
@@ -73,6 +81,11 @@ class MLP(Network):
             hidden = [s[0] for s in shapes[:-1]]
             _check_vectors("bn_scale", self.bn_scale, hidden)
             _check_vectors("bn_shift", self.bn_shift, hidden)
+        for name in ("weights", "biases", "bn_scale", "bn_shift"):
+            for l, x in enumerate(getattr(self, name) or ()):
+                check_finite(f"{name}[{l}]", x)
+        if not (isinstance(self.bn_eps, int | float) and self.bn_eps > 0):
+            raise ValueError(f"`bn_eps` must be a positive number; got {self.bn_eps!r}.")
 
     @property
     def depth(self) -> int:
@@ -159,13 +172,27 @@ def mlp_init(
 
     ``W_l ~ N(0, scale^2 gain / n_{l-1})`` with gain 2 for ReLU (He et al. 2015) and 1 otherwise;
     zero biases; batch-normalisation scales 1 and shifts 0.
+
+    **Arguments:** `key` PRNG key; `sizes` at least two positive integers; `activation` one of
+    relu, tanh, linear, gelu, sigmoid; `bias`, `batchnorm` True/False; `scale` finite, >= 0;
+    `dtype` floating (default: the dtype of `scale`, else the default float).
     """
-    sizes = tuple(sizes)
-    if len(sizes) < 2 or any(int(n) != n or n < 1 for n in sizes):
+    key = check_key(key)
+    if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence) or len(sizes) < 2:
         raise ValueError(f"`sizes` must hold at least two positive integers; got {sizes!r}.")
+    try:
+        sizes = tuple(check_size("sizes", n) for n in sizes)
+    except ValueError:
+        raise ValueError(
+            f"`sizes` must hold at least two positive integers; got {tuple(sizes)!r}."
+        ) from None
     if activation not in _ACTIVATIONS:
         raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}.")
-    dtype = dtype or jnp.asarray(0.0).dtype
+    for name, flag in (("bias", bias), ("batchnorm", batchnorm)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"`{name}` must be True or False; got {flag!r}.")
+    dtype = check_float_dtype(dtype) if dtype is not None else float_dtype_of(scale)
+    scale = as_scalar("scale", scale, dtype, strict=False)
     gain = 2.0 if activation == "relu" else 1.0
     keys = jr.split(key, len(sizes) - 1)
     weights = tuple(

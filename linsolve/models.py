@@ -18,6 +18,18 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float
 
+from ._validate import (
+    as_float,
+    as_scalar,
+    check_against_task,
+    check_finite,
+    check_float_dtype,
+    check_key,
+    check_size,
+    float_dtype_of,
+    per_layer,
+    validate_params,
+)
 from .tasks import Task
 
 __all__ = [
@@ -107,6 +119,10 @@ class ShallowNet(Network):
             raise ValueError(f"`b1` must have shape ({self.W1.shape[-2]},); got {self.b1.shape}.")
         if self.b2 is not None and self.b2.shape[-1:] != self.W2.shape[-2:-1]:
             raise ValueError(f"`b2` must have shape ({self.W2.shape[-2]},); got {self.b2.shape}.")
+        for name in ("W1", "b1", "W2", "b2"):
+            value = getattr(self, name)
+            if value is not None:
+                check_finite(name, value)
 
     @property
     def d_in(self) -> int:
@@ -147,14 +163,73 @@ def shallow_init(
     bias: bool = True,
     dtype=None,
 ) -> ShallowNet:
-    """Gaussian shallow net: ``W1 ~ N(0, scales[0]^2)``, ``W2 ~ N(0, scales[1]^2)``, zero biases."""
-    dtype = dtype or jnp.asarray(0.0).dtype
+    """Gaussian shallow net: ``W1 ~ N(0, scales[0]^2)``, ``W2 ~ N(0, scales[1]^2)``, zero biases.
+
+    **Arguments:** `key` PRNG key; `d_in`, `width`, `d_out` positive integers; `scales` finite,
+    >= 0, a scalar or one per layer (W1, W2); `activation` one of relu, tanh, linear, gelu,
+    sigmoid; `bias` True/False; `dtype` floating (default: the widest of `scales`).
+    **Returns:** a :class:`ShallowNet`.
+    """
+    key = check_key(key)
+    d_in, width = check_size("d_in", d_in), check_size("width", width)
+    d_out = check_size("d_out", d_out)
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"`activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}.")
+    if not isinstance(bias, bool):
+        raise ValueError(f"`bias` must be True or False; got {bias!r}.")
+    seq = scales if isinstance(scales, tuple | list) else ()
+    dtype = check_float_dtype(dtype) if dtype is not None else float_dtype_of(scales, *seq)
+    scales = per_layer("scales", scales, 2, dtype, strict=False)
     k1, k2 = jr.split(key)
     W1 = scales[0] * jr.normal(k1, (width, d_in), dtype)
     W2 = scales[1] * jr.normal(k2, (d_out, width), dtype)
     b1 = jnp.zeros((width,), dtype) if bias else None
     b2 = jnp.zeros((d_out,), dtype) if bias else None
     return ShallowNet(W1, b1, W2, b2, activation)
+
+
+def _linear(params, name: str = "params") -> tuple:
+    """Deep linear parameters: a non-empty tuple of 2-D finite matrices with chained shapes."""
+    if isinstance(params, Network):
+        raise ValueError(f"`{name}` must be deep linear weights (W1, ..., WL) here; got a Network.")
+    return validate_params(params, name)
+
+
+def _task(task, name: str = "task") -> Task:
+    if not isinstance(task, Task):
+        raise ValueError(f"`{name}` must be a linsolve.Task; got {type(task).__name__}.")
+    return task
+
+
+def _data_task(net, task: Task) -> None:
+    if task.X is None:
+        raise ValueError(
+            f"`task` must carry data (build it with `Task.from_data`) to evaluate a "
+            f"{type(net).__name__}; got a population task."
+        )
+
+
+def _scale(output_scale, dtype):
+    return as_scalar("output_scale", output_scale, dtype)
+
+
+def _inputs(X, name: str, d_in: int, dtype):
+    X = as_float(X, name, dtype, ndim=2)
+    if X.shape[1] != d_in:
+        raise ValueError(f"`{name}` must have shape (n, d_in={d_in}); got {tuple(X.shape)}.")
+    return X
+
+
+def _d_in(params) -> int:
+    return params.d_in if isinstance(params, Network) else params[0].shape[1]
+
+
+def _check_params(params, name: str = "params"):
+    return params if isinstance(params, Network) else _linear(params, name)
+
+
+def _dtype_of(params):
+    return jax.tree_util.tree_leaves(params)[0].dtype
 
 
 def n_layers(params) -> int:
@@ -178,30 +253,61 @@ def _chain(mats, size: int, dtype):
 
 
 def end_to_end(params, output_scale=1.0) -> Float[Array, "d_out d_in"]:
-    """``P = kappa W_L ... W_1`` for deep linear parameters."""
+    """``P = kappa W_L ... W_1`` for deep linear parameters ``(W1, ..., WL)`` (kappa > 0)."""
+    params = _linear(params)
+    return _end_to_end(params, _scale(output_scale, params[0].dtype))
+
+
+def _end_to_end(params, output_scale):
     return output_scale * _chain(params, params[0].shape[1], params[0].dtype)
 
 
 def apply(params, X: Float[Array, "n d_in"], output_scale=1.0) -> Float[Array, "n d_out"]:
-    """Network outputs for rows of ``X`` (deep linear tuple or Network)."""
+    """Network outputs for rows of ``X`` (n, d_in) (deep linear tuple or Network)."""
+    params = _check_params(params)
+    dtype = _dtype_of(params)
+    X = _inputs(X, "X", _d_in(params), dtype)
+    return _apply(params, X, _scale(output_scale, dtype))
+
+
+def _apply(params, X, output_scale):
     if isinstance(params, Network):
         return output_scale * params(X)
-    return X @ end_to_end(params, output_scale).T
+    return X @ _end_to_end(params, output_scale).T
 
 
 def data_loss(params, X, Y, output_scale=1.0) -> Float[Array, ""]:
-    """Mean over samples of ``1/2 |f(x) - y|^2``."""
-    r = apply(params, X, output_scale) - Y
+    """Mean over samples of ``1/2 |f(x) - y|^2``; `X` (n, d_in), `Y` (n, d_out)."""
+    params = _check_params(params)
+    dtype = _dtype_of(params)
+    X = _inputs(X, "X", _d_in(params), dtype)
+    Y = as_float(Y, "Y", dtype)
+    d_out = params.d_out if isinstance(params, Network) else params[-1].shape[0]
+    if Y.shape != (X.shape[0], d_out):
+        raise ValueError(
+            f"`Y` must have shape (n={X.shape[0]}, d_out={d_out}); got {tuple(Y.shape)}."
+        )
+    return _data_loss(params, X, Y, _scale(output_scale, dtype))
+
+
+def _data_loss(params, X, Y, output_scale):
+    r = _apply(params, X, output_scale) - Y
     return 0.5 * jnp.mean(jnp.sum(r * r, axis=-1))
 
 
 def loss(params, task: Task, output_scale=1.0) -> Float[Array, ""]:
-    """Full-batch loss: covariance form for deep linear nets, data form for a Network."""
+    """Full-batch loss: covariance form for deep linear nets, data form for a Network.
+
+    A Network needs a task that carries data (``Task.from_data``); deep linear ``params`` must
+    match the task's ``d_in`` and ``d_out``.
+    """
+    task = _task(task)
     if isinstance(params, Network):
-        if task.X is None:
-            raise ValueError(f"a {type(params).__name__} needs a task that carries data (`Task.from_data`).")
+        _data_task(params, task)
         return data_loss(params, task.X, task.Y, output_scale)
-    return task.loss(end_to_end(params, output_scale))
+    params = _linear(params)
+    check_against_task(params, task)
+    return task.loss(_end_to_end(params, _scale(output_scale, params[0].dtype)))
 
 
 def loss_and_gradients(params, task: Task, output_scale=1.0):
@@ -214,6 +320,10 @@ def loss_and_gradients(params, task: Task, output_scale=1.0):
     and no product of two wide factors is formed; the loss reuses ``P Sxx``:
     ``L = 1/2 tr Syy - <Syx, P> + 1/2 <P Sxx, P>``.
     """
+    task = _task(task)
+    params = _linear(params)
+    check_against_task(params, task)
+    output_scale = _scale(output_scale, params[0].dtype)
     L = len(params)
     suffix = [None] * L  # suffix[l] = W_L..W_{l+2} in 0-based layers (None: identity)
     for l in range(L - 2, -1, -1):
@@ -237,6 +347,7 @@ def gradients(params, task: Task, output_scale=1.0):
     ``dL/dW_l = kappa (W_L..W_{l+1})^T G (W_{l-1}..W_1)^T`` (see :func:`loss_and_gradients`).
     """
     if isinstance(params, Network):
+        _data_task(params, _task(task))
         return jax.grad(loss)(params, task, output_scale)
     return loss_and_gradients(params, task, output_scale)[1]
 
@@ -262,7 +373,9 @@ def ntk(params, task: Task | None = None, output_scale=1.0, lrs=1.0):
     `task` is accepted for symmetry with the data NTK and is not needed.
     """
     del task
-    lrs = jnp.broadcast_to(jnp.asarray(lrs, params[0].dtype), (len(params),))
+    params = _linear(params)
+    output_scale = _scale(output_scale, params[0].dtype)
+    lrs = per_layer("lrs", lrs, len(params), params[0].dtype, strict=False)
     terms = [
         lrs[l] * jnp.kron(A @ A.T, B.T @ B)
         for l, (A, B) in enumerate(_factors(params, output_scale))
@@ -277,10 +390,13 @@ def ntk_data(params, X, X2=None, output_scale=1.0, lrs=1.0):
     Deep linear nets use the closed form ``kappa^2 sum_l eta_l (A_l A_l^T) (x^T B_l^T B_l x')``;
     Networks use autodiff Jacobians.
     """
-    X2 = X if X2 is None else X2
+    params = _check_params(params)
+    dtype = _dtype_of(params)
+    X = _inputs(X, "X", _d_in(params), dtype)
+    X2 = X if X2 is None else _inputs(X2, "X2", _d_in(params), dtype)
     L = n_layers(params)
-    dtype = X.dtype
-    lrs = jnp.broadcast_to(jnp.asarray(lrs, dtype), (L,))
+    output_scale = _scale(output_scale, dtype)
+    lrs = per_layer("lrs", lrs, L, dtype, strict=False)
     if not isinstance(params, Network):
         out = 0.0
         for l, (A, B) in enumerate(_factors(params, output_scale)):
@@ -288,8 +404,8 @@ def ntk_data(params, X, X2=None, output_scale=1.0, lrs=1.0):
             out = out + lrs[l] * gram[:, :, None, None] * (A @ A.T)[None, None]
         return output_scale**2 * out
     rates = layer_rates(params, lrs)
-    J1 = jax.jacrev(lambda p: apply(p, X, output_scale))(params)
-    J2 = jax.jacrev(lambda p: apply(p, X2, output_scale))(params)
+    J1 = jax.jacrev(lambda p: _apply(p, X, output_scale))(params)
+    J2 = jax.jacrev(lambda p: _apply(p, X2, output_scale))(params)
 
     def contract(j1, j2, r):
         if j1 is None:
@@ -308,7 +424,8 @@ def conserved_quantities(params, lrs=1.0) -> tuple:
     Exactly conserved by gradient flow ``dW_l/dt = -eta_l dL/dW_l`` for any loss of the
     end-to-end map (Arora et al. 2018; Du et al. 2018; Kunin et al. 2024).
     """
-    lrs = jnp.broadcast_to(jnp.asarray(lrs, params[0].dtype), (len(params),))
+    params = _linear(params)
+    lrs = per_layer("lrs", lrs, len(params), params[0].dtype, strict=False)
     return tuple(
         lrs[l] * params[l + 1].T @ params[l + 1] - lrs[l + 1] * params[l] @ params[l].T
         for l in range(len(params) - 1)
@@ -327,7 +444,7 @@ class Parametrization(NamedTuple):
 
 
 # Exponents (a_w, a_u, b_w, b_u, c): sigma_w^2 = d^-a_w, sigma_u^2 = d^-a_u,
-# eta_w = eta d^b_w, eta_u = eta d^b_u, kappa = d^-c  (reference/exact_solutions.md Sec. 2.7).
+# eta_w = eta d^b_w, eta_u = eta d^b_u, kappa = d^-c  (see exact.width_exponent).
 PARAMETRIZATIONS = {
     "ntk": (0.0, 0.0, 0.0, 0.0, 0.5),
     "mean_field": (0.0, 0.0, 1.0, 1.0, 1.0),
@@ -347,8 +464,8 @@ def parametrization(name: str, width: int, *, lr: float = 1.0) -> Parametrizatio
     """
     if name not in PARAMETRIZATIONS:
         raise ValueError(f"`name` must be one of {sorted(PARAMETRIZATIONS)}; got {name!r}.")
-    if width < 1:
-        raise ValueError(f"`width` must be a positive integer; got {width}.")
+    width = check_size("width", width)
+    as_scalar("lr", lr, float_dtype_of(lr))  # finite and > 0 (checked when concrete)
     a_w, a_u, b_w, b_u, c = PARAMETRIZATIONS[name]
     d = float(width)
     return Parametrization(

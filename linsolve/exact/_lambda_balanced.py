@@ -7,7 +7,7 @@ matrix ``X = Q Q^T = [[W1^T W1, W1^T W2^T], [W2 W1, W2 W2^T]]`` obeys the Riccat
 
     tau dX/dt = F X + X F - X^2,     F = [[-lam/2 I_in, Syx^T], [Syx, lam/2 I_out]],
 
-whose solution from any ``X(0) = Q0 Q0^T`` is the Fukumizu-type formula (reference Sec. 5)
+whose solution from any ``X(0) = Q0 Q0^T`` is the Fukumizu-type formula (Fukumizu 1998)
 
     X(t) = e^{F t/tau} Q0 [I + Q0^T (int_0^t e^{2 F s/tau} ds/tau) Q0]^{-1} Q0^T e^{F t/tau}.
 
@@ -63,9 +63,17 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_float, as_scalar, check_finite, is_concrete
+from .._validate import (
+    as_float,
+    as_scalar,
+    check_overflow,
+    check_positive,
+    float_dtype_of,
+    is_concrete,
+)
 from ..tasks import Task
-from ._mode import mode
+from ._mode import _prepare, check_times
+from ._mode import _solve as _mode_solve
 
 __all__ = ["LambdaBalancedSolution", "lambda_balanced", "lambda_balanced_mode"]
 
@@ -237,11 +245,11 @@ def _fixed_point(q, mu, gid, tie, rank):
     return Y
 
 
-def _validate(W1, W2, task, tau, tol):
+def _validate(W1, W2, task, tau, tol, t):
     if not isinstance(task, Task):
         raise ValueError(f"`task` must be a linsolve.Task; got {type(task).__name__}.")
-    W1 = as_float(W1, "W1")
-    dtype = W1.dtype
+    dtype = float_dtype_of(W1, W2, task.Syx, tau, t)
+    W1 = as_float(W1, "W1", dtype)
     W2 = as_float(W2, "W2", dtype)
     if W1.ndim != 2 or W2.ndim != 2:
         raise ValueError(
@@ -257,13 +265,14 @@ def _validate(W1, W2, task, tau, tol):
         )
     if task.Syx.shape != (d_out, d_in):
         raise ValueError(
-            f"the task maps d_in={task.d_in} -> d_out={task.d_out}, but the network maps "
+            f"`task` maps d_in={task.d_in} -> d_out={task.d_out}, but the network maps "
             f"{d_in} -> {d_out} (`W1` {tuple(W1.shape)}, `W2` {tuple(W2.shape)})."
         )
-    Syx = task.Syx.astype(dtype)
-    check_finite("task.Syx", Syx)
+    Syx = as_float(task.Syx, "task.Syx", dtype)
     tau = as_scalar("tau", tau, dtype)
     eps = float(jnp.finfo(dtype).eps)
+    if tol is not None:
+        as_scalar("tol", tol, dtype)
     tol = np.sqrt(eps) if tol is None else float(tol)
     if is_concrete(task.Sxx):
         Sxx = np.asarray(task.Sxx, dtype=np.float64)
@@ -304,18 +313,10 @@ def _check_work(t, Syx, lam, tau, max_step):
     work = float(np.max(finite)) * rho / (tau * max_step)
     if work > _MAX_CHUNKS:
         raise ValueError(
-            f"`t` up to {np.max(finite):.3g} needs ~{work:.3g} chunk updates (max|eig F| = "
-            f"{rho:.3g}, tau = {tau:.3g}); the limit {_MAX_CHUNKS:.0e} guards against hours of "
+            f"`t` up to {np.max(finite):.3g} with `tau` = {tau:.3g} needs ~{work:.3g} chunk updates "
+            f"(max|eig F| = {rho:.3g}); the limit {_MAX_CHUNKS:.0e} guards against hours of "
             "work. Use t = inf for the fixed point, or a larger `max_step`."
         )
-
-
-def _times(t, dtype):
-    if is_concrete(t):
-        arr = np.asarray(t, dtype=np.float64)
-        if np.any(np.isnan(arr) | (arr < 0)):
-            raise ValueError(f"`t` must be non-negative (inf allowed); got {arr}.")
-    return jnp.asarray(t).astype(dtype)
 
 
 def lambda_balanced(
@@ -348,7 +349,7 @@ def lambda_balanced(
       ``W2^T W2 - W1 W1^T = lam I`` (checked when concrete; ``lam`` is read off as the mean diagonal).
     - `task`: a :class:`~linsolve.Task` with ``Sxx = I`` (checked when concrete).
     - `tau`: time constant, rates ``eta = 1/tau`` on both layers (> 0).
-    - `max_step`: bound on ``max|eig F| delta / tau`` per chunk (accuracy knob; the reference's
+    - `max_step`: bound on ``max|eig F| delta / tau`` per chunk (accuracy knob; the usual
       bound is 4, the default 1 keeps each chunk's Cholesky factor well conditioned).
     - `chunks`: None (default) covers each interval between consecutive requested times with as
       many chunks as `max_step` needs (a dynamic loop: jit, vmap and forward-mode AD work, reverse
@@ -364,14 +365,18 @@ def lambda_balanced(
     ``sgn(d_out - d_in) lam/2``. For times long after convergence use ``t = inf``.
 
     References: Fukumizu (1998); Braun, Dominé, Fitzgerald & Saxe (NeurIPS 2022); Dominé et al.
-    (ICLR 2025, arXiv 2409.14623); reference/exact_solutions.md Sec. 5.
+    (ICLR 2025, arXiv 2409.14623).
     """
-    W1, W2, Syx, tau, lam = _validate(W1, W2, task, tau, tol)
-    if chunks is not None and (int(chunks) != chunks or chunks < 1):
+    W1, W2, Syx, tau, lam = _validate(W1, W2, task, tau, tol, t)
+    if chunks is not None and (
+        isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1
+    ):
         raise ValueError(f"`chunks` must be None or a positive integer; got {chunks!r}.")
-    if not max_step > 0:
-        raise ValueError(f"`max_step` must be positive; got {max_step!r}.")
-    t = _times(t, W1.dtype)
+    if isinstance(max_step, bool) or not isinstance(max_step, int | float | np.number) or not (
+        np.isfinite(max_step) and max_step > 0
+    ):
+        raise ValueError(f"`max_step` must be a finite positive number; got {max_step!r}.")
+    t = check_times(t, "t", W1.dtype)
     need_inf = (not is_concrete(t)) or bool(np.any(np.isinf(np.asarray(t))))
     if chunks is None and is_concrete((t, Syx, lam, tau)):
         _check_work(np.asarray(t, np.float64), np.asarray(Syx, np.float64), float(lam),
@@ -440,10 +445,19 @@ def lambda_balanced_mode(
 
     With ``W1 = R diag(w1) V^T``, ``W2 = U diag(w2) R^T`` (``U``, ``V`` the task's singular vectors,
     ``w2^2 - w1^2 = lam``), each ``a = w1 w2`` obeys this law; it is :func:`mode` with
-    ``k = 1/tau``, ``A = 2``, ``B = |lam|`` (reference Sec. 1 and 5), symmetric in ``lam``;
+    ``k = 1/tau``, ``A = 2``, ``B = |lam|`` (Braun et al. 2022), symmetric in ``lam``;
     ``lam = 0`` is Saxe's logistic law, ``|lam| -> inf`` the shallow law ``s + (a0 - s) e^{-|lam| t/tau}``.
 
     **Arguments:** `t` times >= 0 (any shape); `a0` initial strength; `s` the task's singular value;
-    `lam` the balance; `tau` > 0. **Returns:** ``a(t)``, broadcast over the inputs.
+    `lam` the balance (finite, any sign); `tau` > 0. Inputs are promoted to their widest
+    floating dtype. **Returns:** ``a(t)``, broadcast over the inputs.
     """
-    return mode(t, F0=a0, s=s, k=1.0 / jnp.asarray(tau), A=2.0, B=jnp.abs(jnp.asarray(lam)))
+    dtype = float_dtype_of(t, a0, s, lam, tau)
+    tau = as_float(tau, "tau", dtype)
+    check_positive("tau", tau)
+    k = 1.0 / tau
+    check_overflow(f"`tau` is too small for {dtype}: 1/tau overflows.", k)
+    B = jnp.abs(as_float(lam, "lam", dtype))
+    names = {"F0": "a0", "k": "tau", "B": "lam"}
+    t, p = _prepare(t, a0, s, k, jnp.asarray(2.0, dtype), B, names=names)
+    return _mode_solve(t, **p)[0]

@@ -1,6 +1,6 @@
 r"""The scalar "master" mode: ``dF/dt = -k (F - s) sqrt(B^2 + A^2 F^2)``, k > 0, A > 0, B >= 0.
 
-One equation unifies the rank-one and aligned cases (reference/exact_solutions.md, Sec. 1):
+One equation unifies the rank-one and aligned cases:
 balanced Saxe modes (A = 2, B = 0), aligned lambda-balanced modes (B = |lambda|; Braun et al. 2022,
 Dominé et al. 2024, Tarmoun et al. 2021), the single neuron started parallel to its target
 (Kunin et al. 2024) and the width-d one-dimensional network (Xu & Ziyin 2025).
@@ -12,7 +12,7 @@ equation with roots ``zeta_+ = zeta(s)`` and ``zeta_- = -1/zeta_+``, whose solut
     zeta(t) = (zeta_+ + D e) / (1 - zeta_+ D e),   D(F) = (zeta(F) - zeta_+) / (1 + zeta(F) zeta_+),
     e = exp(-Gamma t),   Gamma = k G(s),
 
-(the reference's ``R_0 = zeta_+ D(F0)``). ``F`` is evaluated as
+(``R_0 = zeta_+ D(F0)`` in Riccati form). ``F`` is evaluated as
 
     F(t) = (2B/A) (zeta_+ + D e)(1 - zeta_+ D e) / ((p - D e q)(q + D e p)),   p, q = 1 -+ zeta_+,
 
@@ -34,24 +34,70 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_float, check_positive, float_dtype_of, is_concrete
+from .._validate import (
+    as_array,
+    as_float,
+    check_overflow,
+    check_positive,
+    float_dtype_of,
+    is_concrete,
+)
 
 __all__ = ["mode", "mode_time", "mode_rapidity"]
 
 
-def _prepare(t, F0, s, k, A, B, *, t_name="t"):
+def _prepare(t, F0, s, k, A, B, *, t_name="t", names=None):
+    """Validated ``t`` and parameters in their widest floating dtype.
+
+    `names` maps the internal names (F0, s, k, A, B) to the caller's argument names for the
+    error messages (e.g. ``lambda_balanced_mode`` calls ``F0`` `a0` and ``B`` `lam`).
+    """
+    names = {"F0": "F0", "s": "s", "k": "k", "A": "A", "B": "B", **(names or {})}
     dtype = float_dtype_of(t, F0, s, k, A, B)
     args = {
-        name: as_float(value, name, dtype)
+        name: as_float(value, names[name], dtype)
         for name, value in (("F0", F0), ("s", s), ("k", k), ("A", A), ("B", B))
     }
-    check_positive("k", args["k"])
-    check_positive("A", args["A"])
-    check_positive("B", args["B"], strict=False)
-    t = jnp.asarray(t).astype(dtype)
-    if is_concrete(t) and bool(np.any(np.isnan(np.asarray(t)) | (np.asarray(t) < 0))):
-        raise ValueError(f"`{t_name}` must be non-negative (inf allowed); got {t}.")
+    check_positive(names["k"], args["k"])
+    check_positive(names["A"], args["A"])
+    check_positive(names["B"], args["B"], strict=False)
+    t = check_times(t, t_name, dtype)
+    _check_range(args, names, dtype)
     return t, args
+
+
+def check_times(t, name, dtype):
+    """Times as `dtype`: real, >= 0 and not NaN (``inf`` allowed), checked when concrete."""
+    t = as_array(t, name)
+    if t.dtype == jnp.bool_ or not jnp.issubdtype(t.dtype, jnp.number) or jnp.issubdtype(
+        t.dtype, jnp.complexfloating
+    ):
+        raise ValueError(f"`{name}` must be real times >= 0; got dtype {t.dtype}.")
+    t = t.astype(dtype)
+    if is_concrete(t) and bool(np.any(np.isnan(np.asarray(t)) | (np.asarray(t) < 0))):
+        raise ValueError(f"`{name}` must be non-negative (inf allowed); got {t}.")
+    return t
+
+
+def _check_range(p, names, dtype):
+    """The rates ``G = sqrt(B^2 + A^2 F^2)`` (F between F0 and s) and ``k G(s)`` must be finite."""
+    if not is_concrete(tuple(p.values())):
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        F0, s, k, A, B = (np.asarray(p[n], dtype) for n in ("F0", "s", "k", "A", "B"))
+        n = names
+        check_overflow(f"`{n['B']}` is too large for {dtype}: B^2 overflows (max {np.max(B):.3g}).", B * B)
+        check_overflow(
+            f"`{n['A']}` and `{n['F0']}` are too large for {dtype}: (A F0)^2 overflows.", (A * F0) ** 2
+        )
+        check_overflow(
+            f"`{n['A']}` and `{n['s']}` are too large for {dtype}: (A s)^2 overflows.", (A * s) ** 2
+        )
+        G = np.sqrt(B * B + (A * s) ** 2 + (A * F0) ** 2)
+        check_overflow(
+            f"`{n['k']}` is too large for {dtype}: the rate k sqrt(B^2 + A^2 max(F0^2, s^2)) "
+            "overflows.", k * G, k * A,
+        )
 
 
 def _split(F, A, B):
@@ -147,11 +193,14 @@ def mode(t: Float[ArrayLike, "*times"], *, F0, s, k, A, B) -> Float[Array, "*tim
     exactly and ``t = inf`` the fixed point (``s``, or 0 when B = 0 and ``F0 s <= 0``).
     Inputs broadcast against each other (times, parameters); works under jit, vmap and grad.
 
-    **Arguments:** `t` times >= 0 (any shape); `F0`, `s` real; `k > 0`, `A > 0`, `B >= 0`.
+    **Arguments:** `t` times >= 0 (any shape); `F0`, `s` real; `k > 0`, `A > 0`, `B >= 0`; all
+    finite, promoted to their widest floating dtype. Concrete inputs whose rates overflow the dtype
+    (``B^2``, ``(A F0)^2``, ``(A s)^2`` or ``k sqrt(B^2 + A^2 s^2)`` not finite) raise ValueError.
 
     **Returns:** ``F(t)`` with the broadcast shape of the inputs.
 
-    Reference: reference/exact_solutions.md Sec. 1; Saxe, McClelland & Ganguli (2014) for B = 0.
+    References: Braun et al. (2022), Dominé et al. (2024) for B > 0; Saxe, McClelland & Ganguli
+    (2014) for B = 0.
     """
     t, p = _prepare(t, F0, s, k, A, B)
     return _solve(t, **p)[0]

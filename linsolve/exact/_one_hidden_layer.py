@@ -1,7 +1,7 @@
 r"""The width-d, one-dimensional-data network of Xu & Ziyin: ``f(x) = kappa (u . w) x``.
 
 Loss ``L = 1/2 m2 (F - s)^2`` with ``F = kappa u.w``, gradient flow ``du/dt = -eta_u dL/du``,
-``dw/dt = -eta_w dL/dw``, any width d and any initialisation (reference/exact_solutions.md Sec. 2).
+``dw/dt = -eta_w dL/dw``, any width d and any initialisation.
 
 **Solution.** With ``p = u / sqrt(eta_u)`` and ``q = w / sqrt(eta_w)`` the flow is ``dp/dphi = q``,
 ``dq/dphi = p`` in the rapidity ``dphi = sqrt(eta_u eta_w) kappa m2 (s - F) dt``: every neuron makes
@@ -31,11 +31,12 @@ it would in exact arithmetic (XLA's fused multiply-adds would otherwise leave a 
 ~1e-16 and with it an escape from the saddle after ~ln(1e16)/(k A |s|)).
 
 Reference: Y. Xu & L. Ziyin, "Three Mechanisms of Feature Learning in a Linear Network",
-ICLR 2025 (arXiv 2401.07085); the model is reconstructed from its abstract (reference Sec. 2.2).
+ICLR 2025 (arXiv 2401.07085); the model is reconstructed from its abstract.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import equinox as eqx
@@ -44,9 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from .._validate import as_float, as_scalar, float_dtype_of, is_concrete
+from .._validate import as_float, as_scalar, check_overflow, float_dtype_of, is_concrete
 from ._mode import _general as _mode_general
 from ._mode import _logistic as _mode_logistic
+from ._mode import check_times
 
 __all__ = [
     "MECHANISMS",
@@ -179,7 +181,40 @@ def _validate(u0, w0, s, m2, kappa, eta_u, eta_w, *extra) -> tuple:
         as_scalar(name, value, dtype)
         for name, value in (("m2", m2), ("kappa", kappa), ("eta_u", eta_u), ("eta_w", eta_w))
     )
-    return u0, w0, s, m2, kappa, eta_u, eta_w
+    args = u0, w0, s, m2, kappa, eta_u, eta_w
+    _check_range(args)
+    return args
+
+
+def _check_range(args) -> None:
+    """The invariants and rates of a concrete input must be finite in its dtype (no overflow)."""
+    if not is_concrete(args):
+        return
+    dtype = args[0].dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        u0, w0, s, m2, kappa, eta_u, eta_w = (np.asarray(x) for x in args)
+        su, sw = np.sqrt(eta_u), np.sqrt(eta_w)
+        A = 2 * su * sw / kappa
+        B = np.linalg.norm(sw * u0 + su * w0) * np.linalg.norm(sw * u0 - su * w0)
+        F0 = kappa * np.dot(u0, w0)
+        k = kappa**2 * m2
+        check_overflow(
+            f"`kappa` = {float(kappa):.3g} is too small (or `eta_u`, `eta_w` too large) for "
+            f"{dtype}: A = 2 sqrt(eta_u eta_w)/kappa overflows.", A,
+        )
+        check_overflow(
+            f"`u0`, `w0` are too large for {dtype}: the conserved B = ||eta_w u0 u0^T - eta_u "
+            "w0 w0^T||_* (or F0 = kappa u0.w0) overflows.", B * B, F0, (A * F0) ** 2,
+        )
+        check_overflow(
+            f"`s` = {float(s):.3g} is too large for {dtype}: (A s)^2 overflows (A = "
+            f"2 sqrt(eta_u eta_w)/kappa = {float(A):.3g}).", (A * s) ** 2,
+        )
+        G = np.sqrt(B * B + (A * s) ** 2 + (A * F0) ** 2)
+        check_overflow(
+            f"`kappa` and `m2` are too large for {dtype}: the rate kappa^2 m2 sqrt(B^2 + A^2 s^2) "
+            "overflows.", k * G, k * A,
+        )
 
 
 def _invariants(u0, w0, s, m2, kappa, eta_u, eta_w) -> _Init:
@@ -233,7 +268,9 @@ def one_hidden_layer(
     - `t`: times >= 0, any shape (``inf`` allowed); the result gains these leading axes.
     - `u0`, `w0`: (d,) initial readout and first-layer weights.
     - `s`: target ``E[xy]/E[x^2]``; `m2`: ``E[x^2] > 0``; `kappa`: output scale > 0;
-      `eta_u`, `eta_w`: layer rates > 0. Scalars (use ``jax.vmap`` to sweep them).
+      `eta_u`, `eta_w`: layer rates > 0. Scalars (use ``jax.vmap`` to sweep them). All finite
+      and promoted to their widest floating dtype; concrete inputs whose invariants (``A``,
+      ``B``, ``F0``) or rate ``kappa^2 m2 G`` overflow the dtype raise ValueError.
 
     **Returns:** :class:`OneHiddenLayer` (fields `u`, `w`, `F`, `loss`, `ntk`, `cos`, `c1`, `D`,
     `B`, `phi`). ``t = 0`` returns ``u0``, ``w0`` exactly; ``t = inf`` the limit point of the boost.
@@ -242,14 +279,10 @@ def one_hidden_layer(
     (``F0 s < 0``), where the sensitivity to the unstable direction grows like
     ``e^{k A |s| t / 2}`` and overflows at late times.
 
-    Reference: Xu & Ziyin, ICLR 2025 (arXiv 2401.07085); reference/exact_solutions.md Sec. 2.
+    Reference: Xu & Ziyin, ICLR 2025 (arXiv 2401.07085).
     """
     args = _validate(u0, w0, s, m2, kappa, eta_u, eta_w, t)
-    t = jnp.asarray(t).astype(args[0].dtype)
-    if is_concrete(t):
-        tn = np.asarray(t)
-        if np.any(np.isnan(tn) | (tn < 0)):
-            raise ValueError(f"`t` must be non-negative (inf allowed); got {tn}.")
+    t = check_times(t, "t", args[0].dtype)
     return _evolve(t, *args)
 
 
@@ -363,7 +396,7 @@ def phase_ratio(u0, w0, *, s, m2=1.0, kappa=1.0, eta_u=1.0, eta_w=1.0) -> PhaseR
     **Arguments:** `u0`, `w0` (d,); scalars `s`, `m2`, `kappa`, `eta_u`, `eta_w` as in
     :func:`one_hidden_layer`. **Returns:** :class:`PhaseRatio` ``(r, r0)``.
 
-    Reference: reference/exact_solutions.md Sec. 2.5, 2.7 (Xu & Ziyin, ICLR 2025).
+    Reference: Xu & Ziyin, ICLR 2025 (arXiv 2401.07085).
     """
     return _phase_ratio(*_validate(u0, w0, s, m2, kappa, eta_u, eta_w))
 
@@ -376,7 +409,7 @@ def _phase_ratio(*args) -> PhaseRatio:
 def regime(
     u0, w0, *, s, m2=1.0, kappa=1.0, eta_u=1.0, eta_w=1.0, tol=0.1, angle_tol=None
 ) -> Regime:
-    r"""Which learning mechanism drives the flow from ``(u0, w0)`` (reference Sec. 2.6).
+    r"""Which learning mechanism drives the flow from ``(u0, w0)`` (Xu & Ziyin, ICLR 2025).
 
     Decided from the exact solution's end points, with this precedence:
 
@@ -454,7 +487,7 @@ def _regime(tol, angle_tol, *args) -> Regime:
 
 
 def width_exponent(a_u, a_w=None, b_u=None, b_w=None, c=None):
-    r"""Width exponent ``rho`` of the phase ratio: ``r ~ d^rho`` for random init (reference 2.7).
+    r"""Width exponent ``rho`` of the phase ratio: ``r ~ d^rho`` for random init.
 
         rho = (b_u + b_w)/2 + c - 1 - max(b_w - a_u, b_u - a_w),
 
@@ -482,8 +515,13 @@ def width_exponent(a_u, a_w=None, b_u=None, b_w=None, c=None):
     if any(x is None for x in values):
         names = [n for n, x in zip(("a_u", "a_w", "b_u", "b_w", "c"), values) if x is None]
         raise ValueError(f"width_exponent needs all five exponents; missing {names}.")
-    if all(isinstance(x, int | float) for x in values):
+    names = ("a_u", "a_w", "b_u", "b_w", "c")
+    if all(isinstance(x, int | float) and not isinstance(x, bool) for x in values):
+        for name, x in zip(names, values):
+            if not math.isfinite(x):
+                raise ValueError(f"`{name}` must be a finite exponent; got {x!r}.")
         return float((b_u + b_w) / 2 + c - 1 - max(b_w - a_u, b_u - a_w))
-    a_u, a_w, b_u, b_w, c = (jnp.asarray(x) for x in values)
+    dtype = float_dtype_of(*values)
+    a_u, a_w, b_u, b_w, c = (as_float(x, name, dtype) for name, x in zip(names, values))
     return (b_u + b_w) / 2 + c - 1 - jnp.maximum(b_w - a_u, b_u - a_w)
 

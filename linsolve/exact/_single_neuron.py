@@ -2,7 +2,7 @@ r"""The unbalanced single neuron ``f(x) = a w.x`` (Kunin et al. 2024, "Get rich 
 
 Whitened inputs, loss ``L = 1/2 |a w - beta*|^2``, rates ``da/dt = -eta_a dL/da``,
 ``dw/dt = -eta_w dL/dw``. The imbalance ``delta = eta_w a^2 - eta_a |w|^2`` is conserved
-(reference/exact_solutions.md Sec. 4).
+(Kunin et al. 2024).
 
 **Linearisation.** Write ``s^2 = |beta*|^2`` and let ``E~(t)`` solve the *linear* equation
 
@@ -13,7 +13,7 @@ Then, with ``J = int_0^t E~`` and ``K = int_0^t E~^2``,
     a(t) = E~ / N~,   w(t) = (w0 + eta_w beta* J) / N~,   N~ = sqrt(1 + 2 eta_w K).
 
 (Differentiate: ``E~' = delta E~ + eta_a beta*.(w0 + eta_w beta* J)`` is the conservation of
-delta, and the two ODEs follow.) This is the reference's Riccati solution multiplied through by
+delta, and the two ODEs follow.) This is Kunin et al.'s Riccati solution multiplied through by
 ``a0`` (``E~ = a0 E``, ``N~ = |a0| N``, ``nu = (w/a).beta* = E'/E - delta`` per unit ``eta_a``), but
 it has no ``1/a0``: ``a0 = 0`` with ``w0 != 0`` is an ordinary start, and ``a`` crosses zero exactly
 when ``E~`` does (possible only for delta < 0). ``N~ >= 1``, so nothing is singular.
@@ -43,7 +43,7 @@ unscaled. No complex ``artanh`` (the notebook's form) is involved.
 ``sigma = sgn(p a0 + eta_a w0.beta*)``; without the growing mode, ``a -> 0`` and
 ``w -> (w0 + eta_w beta* a0/|q|)/sqrt(1 + eta_w a0^2/|q|)`` (``-> 0`` when ``q = 0``).
 
-**Implicit bias** (rank-deficient ``Sxx``, reference "Implicit bias for rank-deficient X^T X"):
+**Implicit bias** (rank-deficient ``Sxx``, Kunin et al. 2024):
 components of ``w`` in ``null(Sxx)`` never move, and ``(a, P_R w)`` is a single neuron on the
 range ``R`` with imbalance ``delta_R = delta + eta_a |P_N w0|^2``. Hence
 
@@ -65,8 +65,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._validate import as_float, as_scalar, float_dtype_of, is_concrete
+from .._validate import as_float, as_scalar, check_overflow, float_dtype_of, is_concrete
 from ..tasks import Task
+from ._mode import check_times
 
 __all__ = [
     "SingleNeuron",
@@ -264,12 +265,34 @@ def _validate(t, a0, w0, beta_star, eta_a, eta_w):
         )
     eta_a = as_scalar("eta_a", eta_a, dtype)
     eta_w = as_scalar("eta_w", eta_w, dtype)
-    if is_concrete(t):
-        values = np.asarray(t, np.float64)
-        if np.any(np.isnan(values) | (values < 0)):
-            raise ValueError(f"`t` must be non-negative (inf allowed); got {values}.")
-    t = jnp.asarray(t).astype(dtype)
+    t = check_times(t, "t", dtype)
+    _check_range(a0, w0, beta_star, eta_a, eta_w)
     return t, a0, w0, beta_star, eta_a, eta_w
+
+
+def _check_range(a0, w0, beta_star, eta_a, eta_w) -> None:
+    """``delta``, ``Omega = sqrt(delta^2 + 4 eta_a eta_w |beta*|^2)`` and the limits are finite."""
+    if not is_concrete((a0, w0, beta_star, eta_a, eta_w)):
+        return
+    dtype = w0.dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        a0, w0, bs, ea, ew = (np.asarray(x) for x in (a0, w0, beta_star, eta_a, eta_w))
+        w2 = np.dot(w0, w0)
+        delta = ew * a0 * a0 - ea * w2
+        check_overflow(
+            f"`a0`, `w0`, `eta_a`, `eta_w` are too large for {dtype}: the imbalance "
+            "delta = eta_w a0^2 - eta_a |w0|^2 overflows.", ew * a0 * a0, ea * w2, delta * delta,
+        )
+        c = ea * ew * np.dot(bs, bs)
+        check_overflow(
+            f"`beta_star`, `eta_a`, `eta_w` are too large for {dtype}: "
+            "eta_a eta_w |beta*|^2 overflows.", 4 * c, delta * delta + 4 * c,
+        )
+        check_overflow(
+            f"`a0`, `w0`, `beta_star` are too large for {dtype}: the growth "
+            "rate's weight (p a0 + eta_a w0.beta*) overflows.",
+            np.sqrt(delta * delta + 4 * c) * (abs(a0) + 1) + ea * np.abs(w0) @ np.abs(bs),
+        )
 
 
 def single_neuron(
@@ -290,7 +313,7 @@ def single_neuron(
         a = E~/N~,  w = (w0 + eta_w beta* int E~)/N~,  N~ = sqrt(1 + 2 eta_w int E~^2),
         E~ = a0 E = (a0 e^{-Omega t} + num E[0, -Omega]) e^{pt},
 
-    the reference's Riccati form (``E = c+ e^{pt} + c- e^{qt}``) multiplied through by ``a0``, in
+    Kunin et al.'s Riccati form (``E = c+ e^{pt} + c- e^{qt}``) multiplied through by ``a0``, in
     ``e^{-pt}``-scaled divided-difference form: no overflow at large t (``t = 1e4``), no
     cancellation for small ``Omega t`` or ``p, q = 0`` (``beta* = 0``), and valid for ``a0 = 0``
     and ``w0 = 0``. ``t = 0`` returns the initial condition exactly, ``t = inf`` the limit
@@ -303,6 +326,9 @@ def single_neuron(
     - `beta_star`: (d,) target map (``Syx`` of a whitened task).
     - `eta_a`, `eta_w`: positive rates of ``a`` and ``w``.
 
+    All finite, promoted to their widest floating dtype; concrete inputs whose ``delta`` or
+    ``Omega`` overflow the dtype raise ValueError.
+
     **Returns:** a :class:`SingleNeuron` with fields ``a``, ``w``, ``beta``, ``loss``, ``delta``,
     ``ntk``, each with the shape of ``t`` in front.
 
@@ -310,7 +336,7 @@ def single_neuron(
 
     Reference: Kunin, Raventós, Dominé, Chen, Klindt, Saxe & Ganguli (2024), "Get rich quick:
     exact solutions reveal how unbalanced initializations promote rapid feature learning",
-    NeurIPS; reference/exact_solutions.md Sec. 4.
+    NeurIPS.
     """
     return _evaluate(*_validate(t, a0, w0, beta_star, eta_a, eta_w))
 
@@ -340,10 +366,18 @@ def single_neuron_potential(beta: Float[ArrayLike, "*batch d"], delta) -> Float[
 
     **Returns:** (...) the potential.
     """
-    beta = jnp.asarray(beta)
     dtype = float_dtype_of(beta, delta)
-    beta = beta.astype(dtype)
-    delta = jnp.asarray(delta).astype(dtype)
+    beta = as_float(beta, "beta", dtype)
+    if beta.ndim < 1:
+        raise ValueError(f"`beta` must have shape (..., d); got a scalar {beta}.")
+    delta = as_float(delta, "delta", dtype)
+    if is_concrete((beta, delta)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            b, dl = np.asarray(beta), np.asarray(delta)
+            check_overflow(
+                f"`beta` and `delta` are too large for {dtype}: delta^2 + 4 |beta|^2 overflows.",
+                dl * dl + 4 * np.sum(b * b, axis=-1),
+            )
     r2 = jnp.sum(beta * beta, axis=-1)
     Z = jnp.sqrt(delta * delta + 4 * r2)
     neg = delta < 0
@@ -370,7 +404,7 @@ def single_neuron_implicit_bias(
     ``Phi + grad Phi(beta0).beta`` instead. Where ``Sxx`` is a multiple of a projection (whitened
     on its range; every rank-1 ``Sxx`` is), the range dynamics is the whitened single neuron and is
     solved exactly (:func:`single_neuron` at ``t = inf``): ``sigma``, crossings and saddle starts
-    are all exact. For any other ``Sxx``, ``sigma`` is not a closed-form quantity; the reference's
+    are all exact. For any other ``Sxx``, ``sigma`` is not a closed-form quantity; Kunin et al.'s
     hypothesis ``sigma = sgn a0`` (``sgn(w0.Sxy)`` if ``a0 = 0``) is used unless `a_sign` gives it.
     It is guaranteed when ``delta_R >= 0``.
 
@@ -389,7 +423,7 @@ def single_neuron_implicit_bias(
 
     **Returns:** (d,) the limit ``beta_inf``.
 
-    Reference: Kunin et al. (2024), NeurIPS; reference/exact_solutions.md Sec. 4; mirror-flow
+    Reference: Kunin et al. (2024), NeurIPS; mirror-flow
     view after Azulay et al. (2021).
     """
     if not isinstance(task, Task):
@@ -398,7 +432,7 @@ def single_neuron_implicit_bias(
         raise ValueError(f"`task` must have d_out = 1 (one output); got d_out = {task.d_out}.")
     if a_sign not in (None, 1, -1):
         raise ValueError(f"`a_sign` must be None, 1 or -1; got {a_sign!r}.")
-    dtype = float_dtype_of(a0, w0, task.Sxx)
+    dtype = float_dtype_of(a0, w0, task.Sxx, eta_a, eta_w)
     a0 = as_scalar("a0", a0, dtype, positive=False)
     w0 = as_float(w0, "w0", dtype, ndim=1)
     if w0.shape != (task.d_in,):
