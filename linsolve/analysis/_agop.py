@@ -8,7 +8,7 @@ a (d, d) p.s.d. matrix (the uncentred covariance of input gradients). Taken with
 ``h_{l-1}`` of layer ``l`` (the rest of the network as the predictor, evaluated at the data's layer
 inputs) it is compared with the layer's ``W_l^T W_l`` by the Neural Feature Ansatz (Radhakrishnan et
 al., Science 2024): ``rho(W_l^T W_l, AGOP_l^{1/2}) ~ 1`` for trained networks, ``rho`` the Pearson
-correlation of the flattened matrices (Beaglehole et al. 2024; reference Sec. 4.1).
+correlation of the flattened matrices (Beaglehole et al. 2024).
 
 Closed forms:
 
@@ -211,7 +211,7 @@ def agop(
 
     **Returns:** (d, d) symmetric p.s.d. AGOP.
 
-    Reference: Radhakrishnan et al. (2024); Beaglehole et al. (2024), reference Sec. 4.1.
+    Reference: Radhakrishnan et al. (2024); Beaglehole et al. (2024).
     """
     X = as_float(X, "X", ndim=2)
     if X.shape[0] < 1:
@@ -257,7 +257,7 @@ def agop_shallow(net: ShallowNet, X: Float[Array, "n d"], *, output_scale=1.0) -
 
     ``AGOP = kappa^2 W_1^T [(W_2^T W_2) o (Delta^T Delta / N)] W_1``, rows of ``Delta`` being
     ``act'(W_1 x_i + b_1)``: this is ``(kappa^2/N) sum_i W_1^T D_i W_2^T W_2 D_i W_1`` with
-    ``D_i = diag(act'(W_1 x_i + b_1))`` (reference Sec. 5). Cost ``O(N h + h^2 d)``.
+    ``D_i = diag(act'(W_1 x_i + b_1))``. Cost ``O(N h + h^2 d)``.
     """
     if not isinstance(net, ShallowNet):
         raise ValueError(f"`net` must be a linsolve.models.ShallowNet; got {type(net).__name__}.")

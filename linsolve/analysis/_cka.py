@@ -28,7 +28,7 @@ concrete inputs raise ``ValueError``; under ``jit``/``vmap`` (traced inputs) suc
 
 References: Kornblith, Norouzi, Lee & Hinton (ICML 2019), arXiv 1905.00414; Song, Smola, Gretton,
 Bedo & Borgwardt (JMLR 2012); Nguyen, Raghu & Kornblith (ICLR 2021), arXiv 2010.15327 (minibatch
-CKA); Sharon & Dar (2024), arXiv 2405.17377 (epoch-by-epoch matrices); reference Sec. 1.
+CKA); Sharon & Dar (2024), arXiv 2405.17377 (epoch-by-epoch matrices).
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def cka(
     **Raises:** ``ValueError`` for mismatched sample counts, too few samples, an unknown kernel,
     a non-positive bandwidth, or a constant representation (zero variance; see module notes).
 
-    Reference: Kornblith et al. (2019), arXiv 1905.00414; Song et al. (2012); reference Sec. 1.2.
+    Reference: Kornblith et al. (2019), arXiv 1905.00414; Song et al. (2012).
     """
     if kernel not in _KERNELS:
         raise ValueError(f"`kernel` must be one of {_KERNELS}; got {kernel!r}.")
@@ -363,7 +363,7 @@ def cka_matrix(reps: Float[ArrayLike, "T n p"], *, debiased: bool = False) -> Fl
     **Raises:** ``ValueError`` for a wrong shape, too few samples or a constant snapshot (its index
     is named); under ``jit`` such rows are 0 instead (module notes).
 
-    Reference: Sharon & Dar (2024), arXiv 2405.17377; Kornblith et al. (2019); reference Sec. 1.2.
+    Reference: Sharon & Dar (2024), arXiv 2405.17377; Kornblith et al. (2019).
     """
     reps = _as_float(reps, "reps")
     if reps.ndim != 3:
@@ -439,7 +439,7 @@ def cka_matrix_linear(
     **Returns:** (T, T) matrix with unit diagonal. ``ValueError`` for an ``M_t`` that vanishes on the
     data (zero variance), wrong shapes, or ``debiased`` without `X`.
 
-    Reference: derivation in reference Sec. 1.3 (Kornblith et al. 2019 linear CKA).
+    Reference: Kornblith et al. 2019 (linear CKA).
     """
     Ms = _as_float(Ms, "Ms")
     if Ms.ndim != 3 or Ms.shape[1] != Ms.shape[2]:
@@ -524,7 +524,7 @@ def cka_matrix_saxe(
     **Arguments:** `t` (T,) times; `s` (r,) task singular values; `u0` (r,) initial strengths
     (``> 0``); `tau`; `depth` L; `layer` l in 1..L (L is the network output).
 
-    **Returns:** (T, T). Reference: Saxe et al. (2014); reference Sec. 1.3.
+    **Returns:** (T, T). Reference: Saxe et al. (2014).
     """
     from ..exact import saxe_mode
 

@@ -24,10 +24,10 @@ frequencies, so perfectly collapsed features score 0 whatever the proportions):
 
 All four are 0 at collapse. Every metric is invariant to a shift of the features, and NC1/NC2/NC3 to
 a global rescaling; NC1 is invariant to any map with orthonormal columns, so NC1 after ``W = U S V^T``
-equals NC1 after ``S V^T`` (reference Sec. 4.3).
+equals NC1 after ``S V^T``.
 
 References: Papyan, Han & Donoho, PNAS 117 (2020), arXiv 2008.08186; Beaglehole, Sukenik, Mondelli &
-Belkin (NeurIPS 2024), arXiv 2402.13728; reference Sec. 4.
+Belkin (NeurIPS 2024), arXiv 2402.13728.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ along ``(a_k, b'_k) = (-t alpha e_i0/|e_i0|, b'_k - t)`` the loss changes by
 ``-t^2 (alpha |e_i0| - alpha^2 c / 2) + O(t^3)`` (``c`` the curvature in ``a_k`` alone), so a local
 minimum lifts to a strict saddle. Gradient descent from small noise around it escapes only when the
 noise switches sample ``i0`` off (on the other side the piece is the all-active one).
-(Derivations: reference notes section 3; checked numerically in the tests.)
+(The derivations are checked numerically in the tests.)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ means two classes, ``g = 1[w.r + b > 0]``). Closed-form probes regress the one-h
 (``R_c``, ``Y_c`` centred; the unpenalised bias absorbs the means; ``ridge = 0`` is the
 minimum-norm least-squares probe, computed in the dual form ``R_c^T (R_c R_c^T + ridge I)^+ Y_c``
 when ``p > n``). A least-squares probe on a full-rank linear layer has exactly the decision regions
-of the probe on the raw input (reference Sec. 1.3). Logistic probes minimise the softmax cross
+of the probe on the raw input. Logistic probes minimise the softmax cross
 entropy with optax (not invariant in that way: max-margin directions depend on the metric).
 
 **Decision regions on planes** (Somepalli et al. 2022, code somepago/dbViz): three training
@@ -22,8 +22,7 @@ planes. The epoch-by-epoch version compares one layer's probes at two training t
 ``D[i, j] = mean_planes mean_grid 1[g_{t_i} = g_{t_j}]`` (Sharon & Dar 2024).
 
 References: Alain & Bengio (2016), arXiv 1610.01644 (linear probes); Somepalli et al. (CVPR 2022),
-arXiv 2203.08124 (decision regions on planes); Sharon & Dar (2024), arXiv 2405.17377;
-reference Sec. 1.2.
+arXiv 2203.08124 (decision regions on planes); Sharon & Dar (2024), arXiv 2405.17377.
 """
 
 from __future__ import annotations

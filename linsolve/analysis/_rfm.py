@@ -18,7 +18,7 @@ Finally the normalised ``X_{L+1}`` is fit once more (``alpha_{L+1}``). Kernels, 
   ``grad f_c(x) = -(1/b^2) sum_j alpha_jc k(x, x_j)(x - x_j)`` (its ``j = i`` term vanishes);
 * linear ``k(x, z) = x.z``: ``grad f_c = beta_c = sum_j alpha_jc x_j`` and ``M = beta beta^T``
   (the gradient is constant); ridgeless interpolation then collapses the data in one step, since
-  ``(M^{1/2} x_i).(M^{1/2} x_j) = x_i^T beta beta^T x_j = y_i . y_j`` (reference Sec. 4.2).
+  ``(M^{1/2} x_i).(M^{1/2} x_j) = x_i^T beta beta^T x_j = y_i . y_j``.
 
 NC1 (``tr Sigma_W / tr Sigma_B``) and NC2 are recorded per layer on ``X_l`` (normalised), on
 ``M_l^{1/2} X_l`` and on ``Phi_l(M_l^{1/2} X_l)``: in the paper the decrease of NC1 comes from the
@@ -26,7 +26,7 @@ AGOP projection, while the ReLU random features slightly increase it. ``use_agop
 ``M_l`` by the identity (random features alone) for that comparison.
 
 References: Beaglehole, Sukenik, Mondelli & Belkin (NeurIPS 2024), arXiv 2402.13728; Radhakrishnan,
-Beaglehole, Pandit & Belkin, Science 383 (2024) (RFM); reference Sec. 4.1-4.4.
+Beaglehole, Pandit & Belkin, Science 383 (2024) (RFM).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def kernel_gradients(
 
     For the Laplace kernel a centre ``x_j`` equal to the point itself (``j = i`` at a training
     point) contributes nothing: the kernel is not differentiable there and the Deep RFM AGOP drops
-    that term (Beaglehole et al. 2024, Sec. 4.1 of the reference).
+    that term (Beaglehole et al. 2024).
     """
     X = as_float(X, "X", ndim=2)
     Xe = as_float(Xe, "Xe", X.dtype, ndim=2)

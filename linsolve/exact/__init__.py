@@ -1,8 +1,8 @@
 """Closed-form (exact) solutions of gradient flow for linear and shallow networks.
 
 Every family is checked against high-accuracy integration of the original parameter-space ODE by
-``linsolve verify`` (see ``linsolve.verify``). The math and its sources are in the project's
-reference notes (exact_solutions.md).
+``linsolve verify`` (see ``linsolve.verify``).
+Each function's docstring writes its formula and cites its paper.
 """
 
 from ._lambda_balanced import LambdaBalancedSolution as LambdaBalancedSolution

@@ -1,4 +1,4 @@
-"""Theorem check of the lambda-balanced matrix Riccati solution (reference Sec. 5).
+"""Theorem check of the lambda-balanced matrix Riccati solution.
 
 Random draws cover lam < 0, lam = 0 and lam > 0, unequal dimensions, a hidden layer wider than
 d_in + d_out (rank-deficient init), a singular ``F`` (lam = 0 with zero singular values), ties in

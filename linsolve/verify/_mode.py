@@ -5,7 +5,7 @@ the parameter-space flow itself is unstable transverse to the saddle.)
 
 Parameter-space realisation: the width-1 network ``F = kappa u w`` with loss ``1/2 m2 (F - s)^2`` and
 rates ``eta_u``, ``eta_w`` obeys the mode with ``k = kappa^2 m2``, ``A = 2 sqrt(eta_u eta_w)/kappa`` and
-``B = |eta_w u^2 - eta_u w^2|`` (reference Sec. 1 and 2). Each draw picks (F0, s, k, A, B), builds
+``B = |eta_w u^2 - eta_u w^2|``. Each draw picks (F0, s, k, A, B), builds
 ``u0, w0`` with ``u0 w0 = F0/kappa`` and the required imbalance, and integrates the 2-parameter ODE.
 """
 

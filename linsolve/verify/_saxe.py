@@ -1,4 +1,4 @@
-"""Theorem check for the Saxe balanced-mode family (reference/exact_solutions.md Sec. 3).
+"""Theorem check for the Saxe balanced-mode family.
 
 The closed forms :func:`~linsolve.exact._saxe.saxe_mode` and ``saxe_product`` are compared with
 :func:`linsolve.simulate.gradient_flow` on the original parameter-space ODE: an explicit chain of
