@@ -1,5 +1,9 @@
 """Simulators: gradient flow (diffrax) and gradient descent / SGD / optax optimisers (lax.scan)."""
 
+from ._common import CONVERGED as CONVERGED
+from ._common import DIVERGED as DIVERGED
+from ._common import STATUS_NAMES as STATUS_NAMES
+from ._common import STEP_LIMIT as STEP_LIMIT
 from ._common import Trajectory as Trajectory
 from ._descent import gradient_descent as gradient_descent
 from ._flow import gradient_flow as gradient_flow

@@ -12,7 +12,7 @@ import optax
 from .._validate import as_scalar, is_concrete
 from ..models import Network, data_loss, layer_rates, loss, loss_and_gradients
 from ..tasks import Task
-from ._common import Trajectory, prepare
+from ._common import Trajectory, check_int, is_int, prepare, status_code
 
 __all__ = ["gradient_descent", "OPTIMIZERS"]
 
@@ -25,6 +25,29 @@ OPTIMIZERS = {
     "adam": optax.adam(1.0),
     "rmsprop": optax.rmsprop(1.0),
 }
+
+
+def _check_record_at(record_at, steps: int):
+    """Step counts to record at: increasing integers in [0, steps] (concrete checks when possible)."""
+    targets = np.asarray(record_at) if is_concrete(record_at) else record_at
+    if targets.ndim != 1 or targets.shape[0] < 1:
+        raise ValueError(
+            f"`record_at` must be a non-empty 1-D array of steps; got shape {targets.shape}."
+        )
+    if isinstance(targets, np.ndarray):
+        if not np.issubdtype(targets.dtype, np.number) or np.issubdtype(targets.dtype, np.bool_):
+            raise ValueError(f"`record_at` must hold integers; got dtype {targets.dtype}.")
+        if (
+            not np.all(np.isfinite(targets))
+            or not np.all(targets == np.round(targets))
+            or np.any(np.diff(targets) <= 0)
+        ):
+            raise ValueError(f"`record_at` must be increasing integers; got {targets}.")
+        if targets[0] < 0 or targets[-1] > steps:
+            raise ValueError(
+                f"`record_at` must lie in [0, steps={steps}]; got {targets[0]} .. {targets[-1]}."
+            )
+    return jnp.asarray(targets).astype(int)
 
 
 def _all_finite(tree):
@@ -124,7 +147,17 @@ def _descend(
     diverged, div_step = carry[3], carry[4]
     diverged_at = jnp.where(diverged, div_step.astype(dtype), jnp.inf)
     stats = {"steps": carry[5], "diverged_step": div_step}
-    return Trajectory(ts, params, losses, diverged, diverged_at, obs, kappa, stats)
+    return Trajectory(
+        ts=ts,
+        params=params,
+        loss=losses,
+        status=status_code(diverged),
+        diverged=diverged,
+        diverged_at=diverged_at,
+        observables=obs,
+        output_scale=kappa,
+        stats=stats,
+    )
 
 
 def gradient_descent(
@@ -175,28 +208,18 @@ def gradient_descent(
       ``divergence_factor * (L(0) + 1)``; parameters then freeze at the last good step and the
       recorded loss is ``inf``; ``diverged_at`` is the step at which it happened.
 
-    **Returns:** a :class:`Trajectory`. Works under ``jax.vmap`` over ``params0``, ``lrs``,
-    ``output_scale`` and ``key`` with one compilation.
+    **Returns:** a :class:`Trajectory` whose ``status`` is ``DIVERGED`` when the run blew up and
+    ``CONVERGED`` otherwise (it ran the requested steps; the word says nothing about the loss).
+    Works under ``jax.vmap`` over ``params0``, ``lrs``, ``output_scale`` and ``key`` with one
+    compilation. Bad arguments (e.g. a `batch_size` that is not an integer in ``[1, n]``) raise a
+    ``ValueError`` before any work.
     """
     params0, task, lrs, kappa, dtype = prepare(params0, task, lrs, output_scale)
-    if int(steps) != steps or steps < 0:
-        raise ValueError(f"`steps` must be a non-negative integer; got {steps!r}.")
-    if int(record_every) != record_every or record_every < 1:
-        raise ValueError(f"`record_every` must be a positive integer; got {record_every!r}.")
+    steps = check_int("steps", steps, 0)
+    record_every = check_int("record_every", record_every, 1)
+    unroll = check_int("unroll", unroll, 1)
     if record_at is not None:
-        targets = np.asarray(record_at) if is_concrete(record_at) else record_at
-        if targets.ndim != 1 or targets.shape[0] < 1:
-            raise ValueError(
-                f"`record_at` must be a non-empty 1-D array of steps; got shape {targets.shape}."
-            )
-        if isinstance(targets, np.ndarray):
-            if not np.all(targets == np.round(targets)) or np.any(np.diff(targets) <= 0):
-                raise ValueError(f"`record_at` must be increasing integers; got {targets}.")
-            if targets[0] < 0 or targets[-1] > steps:
-                raise ValueError(
-                    f"`record_at` must lie in [0, steps={steps}]; got {targets[0]} .. {targets[-1]}."
-                )
-        targets = jnp.asarray(targets).astype(int)
+        targets = _check_record_at(record_at, steps)
     elif steps % record_every:
         raise ValueError(
             f"`steps` must be a multiple of `record_every`; got steps={steps}, "
@@ -214,12 +237,19 @@ def gradient_descent(
     if batch_size is not None:
         if task.X is None:
             raise ValueError("`batch_size` needs a task that carries data (`Task.from_data`).")
-        if not 1 <= batch_size <= task.X.shape[0]:
-            raise ValueError(f"`batch_size` must be in [1, n={task.X.shape[0]}]; got {batch_size}.")
+        n = task.X.shape[0]
+        if not is_int(batch_size) or not 1 <= batch_size <= n:
+            raise ValueError(
+                f"`batch_size` must be None or an integer in [1, n={n}] (the number of samples); "
+                f"got {batch_size!r}."
+            )
+        batch_size = int(batch_size)
         if key is None:
             raise ValueError("`key` is required for minibatch SGD (`batch_size` is set).")
     key = jr.PRNGKey(0) if key is None else key
     factor = as_scalar("divergence_factor", divergence_factor, dtype)
+    if observe is not None and not callable(observe):
+        raise ValueError(f"`observe` must be a callable params -> dict or None; got {observe!r}.")
     return _descend(
         params0,
         task,
@@ -234,5 +264,5 @@ def gradient_descent(
         observe,
         targets if record_at is not None else None,
         bool(record_params),
-        int(unroll),
+        unroll,
     )
