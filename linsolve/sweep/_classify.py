@@ -5,9 +5,32 @@ from __future__ import annotations
 import numpy as np
 
 from ..exact import MECHANISMS
+from ..simulate import DIVERGED, STATUS_NAMES, STEP_LIMIT
 from ._result import SweepResult
 
-__all__ = ["classify"]
+__all__ = ["classify", "outcomes", "OUTCOMES"]
+
+OUTCOMES = STATUS_NAMES  # ("converged", "diverged", "step_limit")
+
+
+def outcomes(result: SweepResult) -> np.ndarray:
+    """Outcome name of every grid point's simulation (array of str with the grid's shape).
+
+    From the ``status`` output (codes of :data:`linsolve.simulate.STATUS_NAMES`) when the result
+    has one, else from the ``diverged`` flag (results of older versions), else all ``"converged"``.
+    """
+    if "status" in result:
+        codes = np.asarray(result["status"], int)
+        if codes.shape != result.grid.shape or not np.all((codes >= 0) & (codes < len(OUTCOMES))):
+            raise ValueError(
+                f"the result's `status` must hold one code in 0..{len(OUTCOMES) - 1} per grid point; "
+                f"got shape {codes.shape}, values {np.unique(codes).tolist()}."
+            )
+        return np.asarray(OUTCOMES)[codes]
+    names = np.full(result.grid.shape, OUTCOMES[0])
+    if "diverged" in result:
+        names = np.where(np.asarray(result["diverged"], bool), OUTCOMES[DIVERGED], names)
+    return names
 
 
 def classify(
@@ -16,10 +39,12 @@ def classify(
     """Phase label of every grid point (array of str with the grid's shape).
 
     ``"kernel"`` where the order parameter `value` (default the relative NTK change
-    ``|K_T - K_0| / |K_0|``) stays below `threshold`, ``"feature learning"`` above it, and
-    ``"diverged"`` where the run diverged. With ``mechanisms=True`` and a result that carries the
-    exact solution's ``regime`` codes (the one-hidden-layer and parametrizations studies), feature
-    learning is split into the three mechanisms of Xu & Ziyin: alignment, disalignment, rescaling.
+    ``|K_T - K_0| / |K_0|``) stays below `threshold`, ``"feature learning"`` above it,
+    ``"diverged"`` where the simulation blew up and ``"step limit"`` where the ODE solver ran out
+    of steps before the horizon (its order parameters are then unreliable; see :func:`outcomes`).
+    With ``mechanisms=True`` and a result that carries the exact solution's ``regime`` codes (the
+    one-hidden-layer and parametrizations studies), feature learning is split into the three
+    mechanisms of Xu & Ziyin: alignment, disalignment, rescaling.
     """
     if value not in result:
         raise ValueError(
@@ -36,6 +61,7 @@ def classify(
             raise ValueError("`mechanisms=True` needs a result with the exact `regime` codes.")
         names = np.asarray(MECHANISMS, dtype=object)[np.asarray(result["regime"], int)]
         labels = np.where(labels == "kernel", "kernel", np.where(names == "kernel", "alignment", names))
-    if "diverged" in result:
-        labels = np.where(np.asarray(result["diverged"], bool), "diverged", labels)
+    outcome = outcomes(result)
+    labels = np.where(outcome == OUTCOMES[DIVERGED], "diverged", labels)
+    labels = np.where(outcome == OUTCOMES[STEP_LIMIT], "step limit", labels)
     return labels.astype(str)

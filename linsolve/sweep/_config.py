@@ -3,8 +3,8 @@
 A configuration names a built-in study and gives its axes and fixed parameters::
 
     study = "one-hidden-layer"
-    chunk_size = 64                      # optional
-    seed = 0                             # optional
+    chunk_size = 64                      # optional (default: the store's, about 10-50 chunks)
+    seed = 0                             # optional, 0..2**32-1
 
     [axes]                               # each axis: a list, or {lin|log = [start, stop, num]}
     width = [16, 64, 256]
@@ -14,8 +14,9 @@ A configuration names a built-in study and gives its axes and fixed parameters::
     [params]                             # fixed parameters of the study (optional)
     s = 1.0
 
-Unknown keys, wrong types, empty axes and infeasible values raise ``ConfigError`` (a ValueError)
-naming the key and the value.
+Unknown keys, wrong types, empty axes, non-finite numbers and values outside what the study
+accepts (each study's rules: positive widths, integer counts, preset indices, ...) raise
+``ConfigError`` (a ValueError) naming the key, what it must be and the value given.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def parse_config(raw: dict) -> SweepConfig:
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown}; allowed: {sorted(_TOP_LEVEL)}.")
     name = raw.get("study")
-    if name not in STUDIES:
+    if not isinstance(name, str) or name not in STUDIES:
         raise ConfigError(f"`study` must be one of {sorted(STUDIES)}; got {name!r}.")
     study = STUDIES[name]
     axes = raw.get("axes")
@@ -113,9 +114,12 @@ def parse_config(raw: dict) -> SweepConfig:
     chunk_size = raw.get("chunk_size")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ConfigError(f"`chunk_size` must be a positive integer; got {chunk_size!r}.")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"`description` must be a string; got {description!r}.")
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"`seed` must be an integer; got {seed!r}.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"`seed` must be an integer in 0..2**32-1 (a PRNG seed); got {seed!r}.")
     merged = {**study.params, **params}
     study.check_params(merged)
     return SweepConfig(study, Grid(**grid_axes), merged, chunk_size, seed, raw)
@@ -137,4 +141,7 @@ def load_config(path_or_name: str) -> SweepConfig:
         ) from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path_or_name}: not valid TOML: {error}") from error
+    except OSError as error:  # a folder, no permission, ...
+        reason = error.strerror or error
+        raise ConfigError(f"cannot read the config file {path_or_name!r}: {reason}.") from error
     return parse_config(raw)
