@@ -111,6 +111,26 @@ def test_slow_drift_of_an_unrewarded_mode_stops_with_a_looser_test():
     assert 1e-4 < float(err[-1, 3]) < 1e-3  # ... and frozen after it (u4(t_final) vs 5e-7)
 
 
+def test_float64_long_horizon_with_an_algebraic_drift_is_exact_and_cheap():
+    # The README task to t = 1e6 in float64 with the defaults: the zero mode's algebraic decay
+    # u0 / (1 + 2 u0 t) never lets the strict test fire early, and explicit steps are capped by
+    # stability (~1 time unit), so this once ran out of 200,000 steps at t ~ 1.6e5. The implicit
+    # tail follows the drift in a few hundred steps, exact at every save out to 1e6.
+    task = tasks.teacher(jr.PRNGKey(0), 5, 4, jnp.array([3.0, 2.0, 1.0]))
+    ts = jnp.concatenate([jnp.linspace(0.0, 15.0, 16), jnp.geomspace(20.0, 1e6, 12)])
+    s = jnp.array([3.0, 2.0, 1.0, 0.0])
+    # Under vmap over initialisations too (traced parameters, one compilation).
+    u0s = jnp.array([1e-3, 3e-3])
+    batch = jax.vmap(lambda u0: simulate.gradient_flow(init.aligned(task, (5, 8, 4), u0), task, ts))(u0s)
+    assert bool(jnp.all(batch.status == simulate.CONVERGED)), batch.stats
+    assert int(jnp.max(batch.stats["num_steps"])) < 1000, batch.stats
+    for i, u0 in enumerate(u0s):
+        one = jax.tree_util.tree_map(lambda x, i=i: x[i], batch)
+        err = jnp.abs(modes(one, task) - exact.saxe_mode(ts[:, None], s=s, u0=u0))
+        assert float(jnp.max(err)) < 1e-8, (float(u0), err)
+        assert float(err[-1, 3]) < 1e-10 and float(modes(one, task)[-1, 3]) > 1e-7  # still drifting
+
+
 @pytest.mark.parametrize("dtype,tol", [(F64, 1e-8), (F32, 2e-4)])
 def test_small_initialisation_is_not_stopped_at_the_saddle(full_rank, dtype, tol):
     # u0 = 1e-6 starts next to the saddle at the origin, gradient ~1e-6; every mode must still be

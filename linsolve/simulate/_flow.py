@@ -95,53 +95,139 @@ def _all_finite(p):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(p)]))
 
 
-@eqx.filter_jit
-def _solve(params0, task, ts, lrs, kappa, rtol, atol, max_steps, solver, observe, steady_state):
-    dtype = ts.dtype
-    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.4)
-    event = None
-    if steady_state is not None and not isinstance(params0, Network):
-        rates = layer_rates(params0, lrs)
-        event = diffrax.Event(steady_state_test(params0, task, kappa, rates, steady_state, atol))
-    t1 = jnp.maximum(ts[-1], jnp.finfo(dtype).tiny)
-    sol = diffrax.diffeqsolve(
+# In float64, deep linear nets up to this many parameters finish a long horizon with an implicit
+# solver (the Newton steps of ``diffrax.Kvaerno5`` form the dense Jacobian, O(p^3) per step). In
+# float32 the steady-state test itself fires soon after convergence (its tolerance is 32 eps) and
+# an implicit solver at rtol ~ 1e-6 takes more steps than Tsit5, so there is no tail.
+_IMPLICIT_TAIL_MAX_PARAMS = 4096
+# ... and only for horizons long against the fastest relaxation, ``T eta kappa^2 sigma_1`` above
+# this: shorter ones cost the explicit solver at most a few thousand steps after convergence, less
+# than compiling the implicit one (a few seconds).
+_IMPLICIT_TAIL_MIN_HORIZON = 2000.0
+
+
+def _concrete_max(x, default: float) -> float:
+    """The largest entry of `x` on the host, or `default` when `x` is traced."""
+    try:
+        return float(np.max(np.asarray(x)))
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
+        return default
+
+
+def _long_horizon(ts, task, lrs, kappa) -> bool:
+    """Whether ``T * max(eta) * kappa^2 * sigma_1`` exceeds the tail's horizon.
+
+    Traced `ts` or task count as long; traced rates or scale (a vmap over them) count as 1.
+    """
+    try:
+        T = float(np.asarray(ts)[-1])
+        sigma = float(np.linalg.norm(np.asarray(task.Syx), 2)) / max(
+            float(np.sqrt(np.linalg.norm(np.asarray(task.Sxx), 2))), 1e-300
+        )
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError, TypeError):
+        return True
+    rate = _concrete_max(lrs, 1.0) * _concrete_max(kappa, 1.0) ** 2
+    return T * rate * sigma > _IMPLICIT_TAIL_MIN_HORIZON
+
+
+def _n_params(params) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(params))
+
+
+def _diffeqsolve(solver, t0, t1, y0, saves, args, controller, max_steps, event):
+    return diffrax.diffeqsolve(
         diffrax.ODETerm(_vector_field),
         solver,
-        t0=jnp.zeros((), dtype),
+        t0=t0,
         t1=t1,
         dt0=None,
-        y0=params0,
-        args=(task, lrs, kappa),
-        saveat=diffrax.SaveAt(ts=ts, t1=True),
+        y0=y0,
+        args=args,
+        saveat=diffrax.SaveAt(ts=saves, t1=True),
         stepsize_controller=controller,
         max_steps=max_steps,
         event=event,
         throw=False,
     )
+
+
+def _states_at_saves(sol, n_saves: int):
+    """``(states at the saves, time the solve ended, state then)``; saves never reached hold the end."""
     # `sol.ts` holds the save times reached, then the time the solve ended (its state is the last
     # entry of `sol.ys` that is filled in), then ``inf`` for saves never reached.
     n_reached = jnp.sum(jnp.isfinite(sol.ts)) - 1
-    t_final = sol.ts[n_reached]
-    reached = jnp.arange(ts.shape[0]) < n_reached
-    params = jax.tree_util.tree_map(
+    reached = jnp.arange(n_saves) < n_reached
+    states = jax.tree_util.tree_map(
         lambda y: jnp.where(reached.reshape((-1,) + (1,) * (y.ndim - 1)), y[:-1], y[n_reached]),
         sol.ys,
     )
+    final = jax.tree_util.tree_map(lambda y: y[n_reached], sol.ys)
+    return states, sol.ts[n_reached], final
+
+
+def _select(mask, a, b):
+    return jax.tree_util.tree_map(
+        lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y), a, b
+    )
+
+
+@eqx.filter_jit
+def _solve(params0, task, ts, lrs, kappa, rtol, atol, max_steps, solver, observe, steady_state, long):
+    dtype = ts.dtype
+    controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.4)
+    args = (task, lrs, kappa)
+    t0 = jnp.zeros((), dtype)
+    t1 = jnp.maximum(ts[-1], jnp.finfo(dtype).tiny)
+    linear = steady_state is not None and not isinstance(params0, Network)
+    tail = (
+        linear and long and jnp.finfo(dtype).bits >= 64 and _n_params(params0) <= _IMPLICIT_TAIL_MAX_PARAMS
+    )
+    event = None
+    if linear:
+        rates = layer_rates(params0, lrs)
+        stop = diffrax.Event(steady_state_test(params0, task, kappa, rates, steady_state, atol))
+        # With an implicit tail the explicit solve hands over once the flow is near its minimum,
+        # where the explicit steps are bounded by stability, not accuracy; without one it stops.
+        switch_tol = max(steady_state, float(np.sqrt(rtol)))
+        event = (
+            diffrax.Event(steady_state_test(params0, task, kappa, rates, switch_tol, atol)) if tail else stop
+        )
+    sol = _diffeqsolve(solver, t0, t1, params0, ts, args, controller, max_steps, event)
+    params, t_final, final = _states_at_saves(sol, ts.shape[0])
+    results = [sol.result]
+    num_steps, num_rejected = sol.stats["num_steps"], sol.stats["num_rejected_steps"]
+    stopped = sol.result == diffrax.RESULTS.event_occurred
+    if tail:
+        switched = stopped
+        t_switch = jnp.where(switched, t_final, t1)
+        sol2 = _diffeqsolve(
+            diffrax.Kvaerno5(), t_switch, t1, final, jnp.clip(ts, t_switch, t1), args, controller,
+            max_steps, stop,
+        )
+        params2, t_final2, _ = _states_at_saves(sol2, ts.shape[0])
+        params = _select(ts <= t_switch, params, params2)
+        t_final = jnp.where(switched, t_final2, t_final)
+        stopped = switched & (sol2.result == diffrax.RESULTS.event_occurred)
+        results.append(diffrax.RESULTS.where(switched, sol2.result, diffrax.RESULTS.successful))
+        num_steps = num_steps + sol2.stats["num_steps"]
+        num_rejected = num_rejected + sol2.stats["num_rejected_steps"]
     losses = jax.vmap(lambda p: loss(p, task, kappa))(params)
     ok = jax.vmap(_all_finite)(params) & jnp.isfinite(losses)
     params, losses, blew_up, diverged_at = freeze_after_failure(ts, params, losses, ok)
-    result = sol.result
-    step_limit = result == diffrax.RESULTS.max_steps_reached
-    normal = (result == diffrax.RESULTS.successful) | (result == diffrax.RESULTS.event_occurred)
-    solver_failed = ~(normal | step_limit)
+    step_limit, solver_failed = jnp.zeros((), bool), jnp.zeros((), bool)
+    for result in results:
+        limit = result == diffrax.RESULTS.max_steps_reached
+        normal = (result == diffrax.RESULTS.successful) | (result == diffrax.RESULTS.event_occurred)
+        step_limit = step_limit | limit
+        solver_failed = solver_failed | ~(normal | limit)
     diverged = blew_up | solver_failed
     diverged_at = jnp.where(blew_up, diverged_at, jnp.where(solver_failed, t_final, jnp.inf))
     observables = {} if observe is None else jax.vmap(observe)(params)
     stats = {
-        "num_steps": sol.stats["num_steps"],
-        "num_rejected_steps": sol.stats["num_rejected_steps"],
+        "num_steps": num_steps,
+        "num_rejected_steps": num_rejected,
         "t_final": t_final.astype(dtype),
-        "steady_state": result == diffrax.RESULTS.event_occurred,
+        "steady_state": stopped,
     }
     return Trajectory(
         ts=ts,
@@ -214,7 +300,15 @@ def gradient_flow(
       may still move by about ``tol |W| / rate`` after the stop); ``False`` integrates to ``ts[-1]``.
       A direction the task does not reward (e.g. a mode of zero singular value started at
       ``u0 != 0``) decays only algebraically, ``u0 / (1 + 2 u0 t)`` at depth 2, and keeps the
-      default test from firing for a long time; a looser float (e.g. ``1e-6``) freezes it instead.
+      test from firing for a long time while explicit steps are capped by stability (about
+      ``1 / (rate * sigma_max)``). In float64, deep linear nets of at most 4096 parameters on a
+      long horizon (``ts[-1] * max(lrs) * kappa^2 * sigma_1 > 2000``; traced rates count as 1, a traced
+      ``ts`` as long) therefore
+      hand over to the implicit ``diffrax.Kvaerno5`` once ``|f|_rms <= sqrt(rtol) |W|_rms`` past
+      every saddle: its steps grow with ``t``, so the README task to ``t = 1e6``
+      takes 314 steps (0.1 s) and matches ``saxe_mode`` to 1e-8 at every save (explicit only:
+      200,000 steps ran out at ``t = 1.6e5``). A looser float (e.g. ``1e-6``) freezes such a drift
+      instead; float32 needs no tail (its test, at 32 eps, fires soon after convergence).
 
     **Returns:** a :class:`Trajectory` whose ``status`` is
 
@@ -226,7 +320,8 @@ def gradient_flow(
     - ``DIVERGED``: non-finite values or a solver failure; parameters are frozen at the last good
       save, the loss is ``inf`` from ``diverged_at`` on.
 
-    ``stats`` holds ``num_steps``, ``num_rejected_steps``, ``t_final`` and ``steady_state``. Works
+    ``stats`` holds ``num_steps`` (both solvers), ``num_rejected_steps``, ``t_final`` and
+    ``steady_state``; `max_steps` bounds each solver. Works
     under ``jax.vmap`` over ``params0``, ``lrs`` and ``output_scale`` with a single compilation.
     """
     params0, task, lrs, kappa, dtype = prepare(params0, task, lrs, output_scale)
@@ -248,6 +343,7 @@ def gradient_flow(
         )
     if observe is not None and not callable(observe):
         raise ValueError(f"`observe` must be a callable params -> dict or None; got {observe!r}.")
+    long = steady_state is not None and _long_horizon(ts, task, lrs, kappa)
     return _solve(
-        params0, task, ts, lrs, kappa, rtol, atol, max_steps, solver, observe, steady_state
+        params0, task, ts, lrs, kappa, rtol, atol, max_steps, solver, observe, steady_state, long
     )

@@ -13,7 +13,8 @@ class Check(NamedTuple):
     - `family`: name of the closed form checked.
     - `cases`: number of random draws (and special cases) compared.
     - `max_rel_error`: max over cases of ``max_t |closed - simulated| / max_t |simulated|``,
-      the simulation being ``simulate.gradient_flow`` on the parameter-space ODE.
+      the simulation being ``simulate.gradient_flow`` on the parameter-space ODE, integrated to the
+      last time without a steady-state stop (``steady_state=False``).
     - `max_invariant_drift`: max change of the family's conserved quantities along the closed form.
     - `limits_error`: max error of the ``t = 0`` (initial condition) and ``t = inf`` (fixed point)
       limits, and of any other exact identity the family checks (time inversion, known limits).

@@ -72,8 +72,8 @@ def _pad(x, shape):
 def _simulate_padded(W1, W2, Syx, Syy, lrs, ts):
     def one(W1, W2, Syx, Syy, lr):
         task = Task(jnp.eye(PAD[0], dtype=W1.dtype), Syx, Syy)
-        traj = simulate.gradient_flow((W1, W2), task, ts, lrs=lr, rtol=RTOL, atol=ATOL)
-        return traj.params, traj.diverged
+        traj = simulate.gradient_flow((W1, W2), task, ts, lrs=lr, rtol=RTOL, atol=ATOL, steady_state=False)
+        return traj.params, (traj.status != simulate.CONVERGED)
 
     return jax.vmap(one)(W1, W2, Syx, Syy, lrs)
 

@@ -40,8 +40,9 @@ def cases(key, draws: int) -> list[tuple]:
 @jax.jit
 def _simulate(W0, Sxx, Syx, Syy, ts):
     def one(W0, Sxx, Syx, Syy):
-        traj = simulate.gradient_flow((W0,), Task(Sxx, Syx, Syy), ts, rtol=RTOL, atol=ATOL)
-        return traj.params[0], traj.diverged
+        task = Task(Sxx, Syx, Syy)
+        traj = simulate.gradient_flow((W0,), task, ts, rtol=RTOL, atol=ATOL, steady_state=False)
+        return traj.params[0], (traj.status != simulate.CONVERGED)
 
     return jax.vmap(one)(W0, Sxx, Syx, Syy)
 

@@ -20,6 +20,7 @@ import numpy as np
 from ..exact._mode import mode_time
 from ..exact._one_hidden_layer import one_hidden_layer
 from ..simulate import gradient_flow
+from ..simulate._common import CONVERGED
 from ..tasks import scalar
 from ._core import Check, rel_error
 
@@ -128,9 +129,9 @@ _mode_time = jax.jit(lambda F0, F1, s, k, A, B: mode_time(F0, F1, s=s, k=k, A=A,
 def _sim_one(u0, w0, s, m2, kappa, eta_u, eta_w, ts):
     traj = gradient_flow(
         (w0[:, None], u0[None, :]), scalar(s=s, m2=m2), ts, lrs=(eta_w, eta_u),
-        output_scale=kappa, rtol=1e-13, atol=1e-15,
+        output_scale=kappa, rtol=1e-13, atol=1e-15, steady_state=False,
     )
-    return traj.params[1][:, 0, :], traj.params[0][:, :, 0], traj.diverged
+    return traj.params[1][:, 0, :], traj.params[0][:, :, 0], (traj.status != CONVERGED)
 
 
 _sim_batch = jax.jit(jax.vmap(_sim_one))

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import init, tasks
 from ..exact._saxe import saxe_mode, saxe_product, saxe_time
+from ..simulate._common import CONVERGED
 from ..simulate._flow import gradient_flow
 from ._core import Check, rel_error
 
@@ -96,13 +97,13 @@ def _chain(u0, s, tau, ts, depth):
     w = jnp.where(layers < first, 1.0, jnp.where((layers == first) & (u0 < 0), -a, a))
     lrs = jnp.where(layers < first, 1e-300, 1.0 / tau)
     params = tuple(jnp.reshape(w[l], (1, 1)) for l in range(DMAX))
-    traj = gradient_flow(params, task, ts, lrs=lrs, rtol=1e-12, atol=1e-14)
+    traj = gradient_flow(params, task, ts, lrs=lrs, rtol=1e-12, atol=1e-14, steady_state=False)
     u = traj.params[0][:, 0, 0]
     for W in traj.params[1:]:
         u = u * W[:, 0, 0]
     moved = jnp.max(jnp.stack([jnp.where(l < first, jnp.max(jnp.abs(W[:, 0, 0] - 1.0)), 0.0)
                                for l, W in enumerate(traj.params)]))
-    return u, traj.diverged | (moved > 0)
+    return u, (traj.status != CONVERGED) | (moved > 0)
 
 
 @jax.jit
@@ -177,7 +178,7 @@ def matrix_case(key, depth: int):
         middle = jnp.concatenate([jnp.eye(6), jnp.zeros((1, 6))])
         sim_params = (W1, middle, jnp.concatenate([W2, jnp.zeros((4, 1))], axis=1))
         lrs = jnp.array([1 / tau, 1e-300, 1 / tau])
-    traj = gradient_flow(sim_params, task, ts, lrs=lrs, rtol=1e-12, atol=1e-14)
+    traj = gradient_flow(sim_params, task, ts, lrs=lrs, rtol=1e-12, atol=1e-14, steady_state=False)
     closed = saxe_product(ts, params0, task, tau=tau)
     err = rel_error(closed, traj.product())
     u_end = jnp.where((strengths > 0) & (s > 0), s, 0.0)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..exact._single_neuron import single_neuron
 from ..simulate import gradient_flow
+from ..simulate._common import CONVERGED
 from ..tasks import Task
 from ._core import Check, rel_error
 
@@ -151,8 +152,8 @@ def end_times(cases: list[Case]) -> np.ndarray:
 def _sim_one(a0, w0, bs, eta_a, eta_w, ts, Sxx):
     task = Task(Sxx, (Sxx @ bs)[None, :], (bs @ Sxx @ bs).reshape(1, 1))
     traj = gradient_flow((w0[None, :], a0.reshape(1, 1)), task, ts, lrs=jnp.stack([eta_w, eta_a]),
-                         rtol=1e-12, atol=1e-14)
-    return traj.params[1][:, 0, 0], traj.params[0][:, 0, :], traj.loss, traj.diverged
+                         rtol=1e-12, atol=1e-14, steady_state=False)
+    return traj.params[1][:, 0, 0], traj.params[0][:, 0, :], traj.loss, (traj.status != CONVERGED)
 
 
 _sim_batch = jax.jit(jax.vmap(_sim_one))
