@@ -182,7 +182,7 @@ def _plot(args) -> int:
         return fail(str(error))
     for note in notes:
         print(f"linsolve plot: note: {note}", file=sys.stderr)
-    for path in sweep_figures(result, out, study.plot, labels=labels):
+    for path in sweep_figures(result, out, study.plot, labels=labels, select=selection):
         print(path)
     return 0
 

@@ -148,8 +148,9 @@ def test_cli_select_picks_the_nearest_slice(tmp_path, capsys):
         (out / p.rsplit("/", 1)[-1]).exists() for p in captured.out.split()
     )
     assert "using 4" in captured.err
+    assert all(p.endswith("_lr_ratio-4.png") for p in captured.out.split())  # never the full figures
     figures = phase_figures(_result(), LAYOUT, select={"lr_ratio": 3.0})
-    sim = figures["ntk_change_simulation"]
+    sim = figures["ntk_change_simulation_lr_ratio-4"]
     assert len(_panels(sim)) == 1
     ratio_text = STUDIES["one-hidden-layer"].labels["lr_ratio"].text
     assert f"{ratio_text} = 4" in _texts(sim)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ._facets import pages, plan_facets, select_nearest
-from ._labels import axis_text, format_value, label_of
+from ._labels import axis_text, format_value, label_of, value_text
 from ._phase import color_norm, heatmap, normalize_labels, wants_log
 
 __all__ = ["phase_figures", "sweep_figures"]
@@ -53,12 +53,18 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
       boundary), ``boundary_label`` (its legend text), ``labels`` (category names of index axes).
     - `labels`: ``{name: Label}`` for axes and outputs (see `Label`); default: those of the
       built-in study named in ``result.meta["config"]["study"]``, if any.
-    - `select`: ``{axis: value}``: keep only the grid value nearest to each.
+    - `select`: ``{axis: value}``: keep only the grid value nearest to each; titles name the
+      values kept and file stems end in ``_<axis>-<value>`` (so slices never overwrite the full
+      figures).
     """
     if labels is None:
         labels = _study_labels(result)
     labels = {**normalize_labels(layout.get("labels")), **normalize_labels(labels)}
     result, _ = select_nearest(result, select or {}, labels)
+    chosen = {a: 0 for a in (select or {})}  # each selected axis now holds its one chosen value
+    fixed_stem = _page_suffix(result.axes, chosen, labels)
+    fixed_title = ", ".join(value_text(a, result.axes[a][0], labels) for a in chosen)
+    fixed_title = f"\n{fixed_title}" if fixed_title else ""
     x, y = _plotted_axes(result.axes, layout)
     value, theory = layout["value"], layout.get("theory")
     theory = theory if theory and theory in result else None
@@ -76,14 +82,15 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
     figures = {}
     for where in pages(result.axes, facets):
         page = result.sel(**{a: [result.axes[a][i]] for a, i in where.items()}) if where else result
-        suffix = _page_suffix(result.axes, where, labels)
+        suffix = fixed_stem + _page_suffix(result.axes, where, labels)
         name = axis_text(value_label)
         figures[f"{value}_simulation{suffix}"] = heatmap(
-            page, x, y, value, norm=norm, marks=True, title=f"{name}: simulation", **common
+            page, x, y, value, norm=norm, marks=True, title=f"{name}: simulation{fixed_title}", **common
         )
         if theory:
             figures[f"{value}_theory{suffix}"] = heatmap(
-                page, x, y, theory, norm=norm, marks=False, title=f"{name}: exact solution", **common
+                page, x, y, theory, norm=norm, marks=False,
+                title=f"{name}: exact solution{fixed_title}", **common,
             )
         if error_norm is not None:
             figures[f"theory_vs_simulation_error{suffix}"] = heatmap(
@@ -93,7 +100,7 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
                 "error",
                 norm=error_norm,
                 marks=True,
-                title=f"{axis_text(label_of('error', labels))}",
+                title=f"{axis_text(label_of('error', labels))}{fixed_title}",
                 **{**common, "boundary": None},
             )
     return figures
