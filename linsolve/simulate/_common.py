@@ -126,6 +126,20 @@ def prepare(params0, task: Task, lrs, output_scale):
     return params0, task, lrs, output_scale, dtype
 
 
+def check_weight_decay(weight_decay, dtype):
+    """`weight_decay` as a finite scalar >= 0 of `dtype` (ValueError naming it otherwise)."""
+    return as_scalar("weight_decay", weight_decay, dtype, strict=False)
+
+
+def with_weight_decay(grads, params, weight_decay):
+    """``dL/dW + gamma W`` for every floating leaf: the gradient of ``L + (gamma/2) sum ||W||^2``."""
+
+    def add(g, w):
+        return g + weight_decay.astype(g.dtype) * w if jnp.issubdtype(g.dtype, jnp.floating) else g
+
+    return jax.tree_util.tree_map(add, grads, params)
+
+
 def is_int(value) -> bool:
     """A Python or NumPy integer, or an integral float; never a bool."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer | float | np.floating):

@@ -12,7 +12,15 @@ import optax
 from .._validate import as_scalar, is_concrete
 from ..models import Network, data_loss, layer_rates, loss, loss_and_gradients
 from ..tasks import Task
-from ._common import Trajectory, check_int, is_int, prepare, status_code
+from ._common import (
+    Trajectory,
+    check_int,
+    check_weight_decay,
+    is_int,
+    prepare,
+    status_code,
+    with_weight_decay,
+)
 
 __all__ = ["gradient_descent", "OPTIMIZERS"]
 
@@ -66,6 +74,7 @@ def _descend(
     task,
     lrs,
     kappa,
+    weight_decay,
     key,
     factor,
     n_records,
@@ -102,6 +111,7 @@ def _descend(
         else:
             key, sub = jr.split(key)
         value, grads = value_and_grad(params, sub)
+        grads = with_weight_decay(grads, params, weight_decay)
         if opt is None:
             updates, new_state = jax.tree_util.tree_map(lambda g, r: -r * g, grads, rates), ()
         else:
@@ -171,13 +181,14 @@ def gradient_descent(
     record_params: bool = True,
     unroll: int = 1,
     output_scale=1.0,
+    weight_decay=0.0,
     optimizer=None,
     batch_size: int | None = None,
     key=None,
     observe=None,
     divergence_factor=1e8,
 ) -> Trajectory:
-    """Discrete training: ``W_l <- W_l - lr_l dL/dW_l`` (or an optax optimiser) for `steps` steps.
+    """Discrete training: ``W_l <- W_l - lr_l (dL/dW_l + gamma W_l)`` (or an optax optimiser).
 
     This is the forward-Euler discretisation of gradient flow with unit time step, so after ``k``
     steps the time is ``t = k`` and ``eta_l = lr_l``. Steps run under ``lax.scan`` in chunks of
@@ -199,6 +210,11 @@ def gradient_descent(
     - `unroll`: steps unrolled per iteration of the inner ``lax.scan`` (a compile-time choice;
       results are identical).
     - `output_scale`: kappa > 0.
+    - `weight_decay`: gamma >= 0 (default 0), traced: the gradient of the penalty
+      ``(gamma/2) sum_l ||W_l||_F^2`` (every floating parameter of a Network) is added to each
+      gradient before the update, as in :func:`gradient_flow`; with an optax optimiser this is L2
+      regularisation (the penalty's gradient goes through the optimiser; AdamW-style decoupled
+      decay is ``optax.adamw``). The recorded loss is the task loss, without the penalty.
     - `optimizer`: None (plain GD), a name in :data:`OPTIMIZERS`, or an optax
       ``GradientTransformation`` built with learning rate 1; its updates are scaled by `lrs`
       per layer (reuse one object across calls to reuse the compiled program).
@@ -250,11 +266,13 @@ def gradient_descent(
     factor = as_scalar("divergence_factor", divergence_factor, dtype)
     if observe is not None and not callable(observe):
         raise ValueError(f"`observe` must be a callable params -> dict or None; got {observe!r}.")
+    weight_decay = check_weight_decay(weight_decay, dtype)
     return _descend(
         params0,
         task,
         lrs,
         kappa,
+        weight_decay,
         key,
         factor,
         int(steps) // int(record_every),

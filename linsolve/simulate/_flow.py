@@ -11,10 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
-from .._validate import as_float
+from .._validate import as_float, is_concrete
 from ..models import Network, gradients, layer_rates, loss
 from ..tasks import Task
-from ._common import Trajectory, check_int, freeze_after_failure, prepare, status_code
+from ._common import (
+    Trajectory,
+    check_int,
+    check_weight_decay,
+    freeze_after_failure,
+    prepare,
+    status_code,
+    with_weight_decay,
+)
 from ._steady import steady_state_test
 
 __all__ = ["gradient_flow", "default_tolerances", "default_solver"]
@@ -85,8 +93,8 @@ def _check_steady_state(steady_state, rtol: float, dtype) -> float | None:
 
 
 def _vector_field(t, params, args):
-    task, lrs, kappa = args
-    grads = gradients(params, task, kappa)
+    task, lrs, kappa, weight_decay = args
+    grads = with_weight_decay(gradients(params, task, kappa), params, weight_decay)
     rates = layer_rates(params, lrs)
     return jax.tree_util.tree_map(lambda g, r: -r * g, grads, rates)
 
@@ -172,10 +180,12 @@ def _select(mask, a, b):
 
 
 @eqx.filter_jit
-def _solve(params0, task, ts, lrs, kappa, rtol, atol, max_steps, solver, observe, steady_state, long):
+def _solve(
+    params0, task, ts, lrs, kappa, weight_decay, rtol, atol, max_steps, solver, observe, steady_state, long
+):
     dtype = ts.dtype
     controller = diffrax.PIDController(rtol=rtol, atol=atol, pcoeff=0.3, icoeff=0.4)
-    args = (task, lrs, kappa)
+    args = (task, lrs, kappa, weight_decay)
     t0 = jnp.zeros((), dtype)
     t1 = jnp.maximum(ts[-1], jnp.finfo(dtype).tiny)
     linear = steady_state is not None and not isinstance(params0, Network)
@@ -249,6 +259,7 @@ def gradient_flow(
     *,
     lrs=1.0,
     output_scale=1.0,
+    weight_decay=0.0,
     rtol: float | None = None,
     atol: float | None = None,
     max_steps: int = 200_000,
@@ -256,11 +267,13 @@ def gradient_flow(
     observe=None,
     steady_state: bool | float = True,
 ) -> Trajectory:
-    """Integrate gradient flow ``dW_l/dt = -eta_l dL/dW_l`` from ``params0`` at ``t = 0``.
+    """Integrate gradient flow ``dW_l/dt = -eta_l (dL/dW_l + gamma W_l)`` from ``params0`` at ``t = 0``.
 
     The vector field is the exact gradient of the covariance-form loss
     ``L = 1/2 tr Syy - tr(Syx P^T) + 1/2 tr(P Sxx P^T)``, ``P = kappa W_L...W_1`` (deep linear nets of
-    any depth), or of the data loss for a :class:`~linsolve.models.Network` (ShallowNet, MLP).
+    any depth), or of the data loss for a :class:`~linsolve.models.Network` (ShallowNet, MLP), plus
+    the weight-decay penalty ``(gamma/2) sum_l ||W_l||_F^2`` (every floating parameter of a
+    Network).
     Integration is adaptive Runge-Kutta with PID step control: 8th-order Dormand-Prince
     (``diffrax.Dopri8``) in float64, Tsitouras' 5th-order method (``diffrax.Tsit5``) in float32
     (:func:`default_solver`).
@@ -283,6 +296,9 @@ def gradient_flow(
     - `lrs`: layer-wise rates ``eta_l`` (scalar or (L,)), > 0; traced, so sweeping them does not
       recompile.
     - `output_scale`: kappa > 0.
+    - `weight_decay`: gamma >= 0 (default 0), traced. ``Trajectory.loss`` stays the task loss
+      ``L`` (without the penalty). With ``gamma != 0`` (or traced) there is no steady-state stop:
+      the flow runs to ``ts[-1]``.
     - `rtol`, `atol`: error control of the adaptive steps; None (default) picks them from the dtype
       (:func:`default_tolerances`: ``rtol = max(1e-10, 10 eps)``, ``atol = rtol / 100``). An `rtol`
       below ``4 eps`` of the dtype (float32: 4.8e-7) cannot be met: it is raised to ``4 eps`` with
@@ -343,7 +359,11 @@ def gradient_flow(
         )
     if observe is not None and not callable(observe):
         raise ValueError(f"`observe` must be a callable params -> dict or None; got {observe!r}.")
+    weight_decay = check_weight_decay(weight_decay, dtype)
+    if not is_concrete(weight_decay) or float(weight_decay) != 0:
+        steady_state = None  # the saddle certificate of the test assumes no decay
     long = steady_state is not None and _long_horizon(ts, task, lrs, kappa)
     return _solve(
-        params0, task, ts, lrs, kappa, rtol, atol, max_steps, solver, observe, steady_state, long
+        params0, task, ts, lrs, kappa, weight_decay, rtol, atol, max_steps, solver, observe,
+        steady_state, long,
     )
