@@ -22,8 +22,8 @@ from ._one_hidden_layer import phase_ratio as phase_ratio
 from ._one_hidden_layer import regime as regime
 from ._one_hidden_layer import width_exponent as width_exponent
 from ._saxe import saxe_mode as saxe_mode
-from ._saxe import saxe_product as saxe_product
 from ._saxe import saxe_time as saxe_time
+from ._saxe_matrix import saxe_product as saxe_product
 from ._single_neuron import SingleNeuron as SingleNeuron
 from ._single_neuron import single_neuron as single_neuron
 from ._single_neuron import single_neuron_implicit_bias as single_neuron_implicit_bias

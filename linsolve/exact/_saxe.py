@@ -1,41 +1,33 @@
 r"""Balanced, decoupled modes of deep linear networks (Saxe, McClelland & Ganguli 2014).
 
-A deep linear net ``W_L ... W_1`` (``L = depth``), whitened inputs, equal rates ``1/tau``, started
-balanced (``W_{l+1}^T W_{l+1} = W_l W_l^T``) and decoupled (``W_L...W_1 = U diag(u) V^T`` with
-``Syx = U diag(s) V^T``) keeps its singular vectors; each mode strength obeys
+A deep linear net ``W_L ... W_1`` (``L = depth``), equal rates ``1/tau``, started balanced
+(``W_{l+1}^T W_{l+1} = W_l W_l^T``) and decoupled (``W_L...W_1 = U diag(u) V^T`` with
+``Syx = U diag(s) V^T``), with inputs aligned with the modes (``Sxx = V diag(lam) V^T``; Saxe,
+McClelland & Ganguli 2019, PNAS) and weight decay ``(gamma/2) sum_l ||W_l||_F^2`` (Ziyin, Li &
+Meng 2022, arXiv:2202.04777) keeps its singular vectors; each layer scalar obeys
+``tau da_l/dt = (s - lam u) u / a_l - gamma a_l``, so with ``|a_l| = |u|^{1/L}`` each mode obeys
 
-    tau du/dt = L |u|^p (s - u),    p = 2 - 2/L     (L weight matrices, L + 1 layers of units).
+    tau du/dt = L [|u|^p (s - lam u) - gamma u],    p = 2 - 2/L     (L weight matrices).
 
-* ``L = 1``: linear regression, ``u = s + (u0 - s) e^{-t/tau}``.
-* ``L = 2``: the logistic law ``u = s e^{2st/tau} / (e^{2st/tau} - 1 + s/u0)``, evaluated by the
-  cancellation-free :func:`linsolve.exact.mode` (``k = 1/tau, A = 2, B = 0``).
-* ``L >= 3``: the time-to-learn relation is inverted. With ``v = u/s``, ``x = v^{1/L}`` and
-  ``t' = s^p t / tau`` the relation is ``t' = Phi(x) - Phi(x0)`` where
-
-      Phi(x) = -x^{2-L}/(L-2) - (1/L) sum_k Re[omega_k^2 ln(omega_k - x)],   omega_k^L = 1,
-
-  by partial fractions of ``1/(x^{L-1}(1 - x^L)) = x^{1-L} + x/(1 - x^L)``. It equals (up to a
-  constant) Saxe et al.'s ``F(u) = u^b/(sb) 2F1(1, b; b+1; u/s)``, ``b = 1 - p``, for ``u < s``,
-  and continues it to ``u > s``. For ``v > 4`` the terms cancel, so ``Phi`` is evaluated there
-  from the convergent series ``Phi = C + sum_n y^{2L-2+nL}/(2L-2+nL)``, ``y = 1/x``, kept apart
-  from the constant ``C`` so that time differences carry no cancellation. The root is found by
-  Newton's method in a variable in which ``Phi`` is concave or convex (``logit(v)``,
-  ``-ln(v - 1)``, ``-ln v``), started on the side from which Newton converges monotonically,
-  inside brackets from comparison ODEs with explicit solutions (tight to a factor 2-4 in time),
-  for a fixed number of steps (8 suffice in float64 over u0/s in [1e-12, 1e6], t in
-  [1e-8, 1e8]; 24 are taken), so it is jit-, vmap- and grad-friendly. One last Newton step with
-  the inputs live carries the gradient (implicit differentiation).
+* ``L = 1``: linear regression, ``u = s/k + (u0 - s/k) e^{-kt/tau}``, ``k = lam + gamma``.
+* ``L = 2``: with ``w = lam u``, the logistic law ``tau dw/dt = 2 |w| (s' - w)``,
+  ``s' = s - gamma sgn(u0)``, evaluated by the cancellation-free :func:`linsolve.exact.mode`
+  (``k = 1/tau, A = 2, B = 0``).
+* ``L >= 3``, ``gamma = 0``: ``w = lam u`` obeys ``tau lam^{p-1} dw/dt = L |w|^p (s - w)``, the
+  whitened law with a rescaled time; its time-to-learn relation is inverted exactly
+  (``linsolve.exact._saxe_deep``).
+* ``L >= 3``, ``gamma > 0``: partial fractions over the roots of ``x q(x)``, ``x = |u|^{1/L}``,
+  ``q = x^{L-2} (S - lam x^L) - gamma``, inverted by safeguarded Newton; bistable below the
+  critical decay (``linsolve.exact._saxe_decay``).
 
 **Signs.** ``|u|`` follows the same law with ``s -> sgn(u0) s``, so every sign is covered:
-``u0 s > 0`` converges to ``s`` (from either side), ``u0 = 0`` is a fixed point (``L >= 2``),
-``s = 0`` gives the power law ``u = u0 (1 + pL|u0|^p t/tau)^{-1/p}``, and ``u0 s < 0`` decays to 0
-without changing sign, by the same construction with the roots of ``x^L = -1``.
-"""
+without decay ``u0 s > 0`` converges to ``s/lam`` (from either side), ``u0 = 0`` is a fixed point
+(``L >= 2``), ``s = 0`` gives the power law ``u = u0 (1 + pL|u0|^p t/tau)^{-1/p}`` (``lam = 1``),
+and ``u0 s < 0`` decays to 0 without changing sign."""
 
 from __future__ import annotations
 
 import functools
-import math
 import operator
 
 import jax
@@ -45,24 +37,15 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import (
     as_float,
-    check_against_task,
     check_positive,
     float_dtype_of,
     is_concrete,
-    validate_params,
 )
-from ..models import end_to_end
-from ..tasks import Task
 from ._mode import mode, mode_time
+from ._saxe_decay import decay_mode, decay_setup, decay_time
+from ._saxe_deep import deep_mode, deep_time, zero_target
 
-__all__ = ["saxe_mode", "saxe_time", "saxe_product", "saxe_decomposition"]
-
-_Q_SWITCH = 0.25  # series in y = v^{-1/d} for v > 1/_Q_SWITCH
-_NEWTON_STEPS = 24
-
-
-# ---------------------------------------------------------------------------------------------
-# Antiderivatives of the normalised time integrand, in terms of ln v (v = |u/s|) and ln|1 - v|.
+__all__ = ["saxe_mode", "saxe_time"]
 
 
 def _check_depth(depth) -> int:
@@ -79,248 +62,23 @@ def _check_depth(depth) -> int:
     return d
 
 
-def _roots(d: int, sign: int) -> tuple[np.ndarray, float]:
-    """Complex roots of ``x^d = sign`` with ``0 < angle < pi`` (one per conjugate pair) as rows
-    ``(cos a, sin a, cos 2a, sin 2a)`` of a (m, 4) array, and whether ``-1`` is a root. ``+1`` is
-    left out."""
-    if sign > 0:
-        angles = 2 * np.pi * np.arange(1, (d - 1) // 2 + 1) / d
-        minus_one = d % 2 == 0
-    else:
-        angles = np.pi * (2 * np.arange(d // 2) + 1) / d
-        minus_one = d % 2 == 1
-    rows = np.stack([np.cos(angles), np.sin(angles), np.cos(2 * angles), np.sin(2 * angles)], axis=-1)
-    return rows.reshape(-1, 4), float(minus_one)
 
-
-def _log_sum(x, plus, d: int):
-    """``sum_k Re[omega_k^2 ln(omega_k - x)]`` over the roots of ``x^d = +-1`` except ``+1``.
-
-    ``plus`` (bool, per element) picks the roots of ``+1`` or of ``-1``; the two root lists are
-    padded to equal length with a zero-weight dummy so one expression serves both. The roots are
-    a trailing array axis (not a Python loop), so the compiled program does not grow with ``d``.
-    """
-    (pp, mpl), (mp, mmi) = _roots(d, 1), _roots(d, -1)
-    m = max(len(pp), len(mp), 1)
-    dummy = np.array([0.0, 1.0, 0.0, 0.0])
-    pad = lambda r: np.concatenate([r, np.broadcast_to(dummy, (m - len(r), 4))])
-    pp, mp = pad(pp), pad(mp)
-    out = jnp.where(plus, mpl, mmi) * jnp.log1p(x)
-    xe, pe = x[..., None], jnp.asarray(plus)[..., None]
-    c, s, c2, s2 = (jnp.where(pe, jnp.asarray(pp[:, j], x.dtype), jnp.asarray(mp[:, j], x.dtype))
-                    for j in range(4))
-    mag = 0.5 * jnp.log((xe - c) ** 2 + s * s)
-    return out + jnp.sum(2 * (c2 * mag - s2 * jnp.arctan2(s, c - xe)), axis=-1)
-
-
-def _series(y, sgn, d: int):
-    """``sum_n sgn^n y^{2d-2+nd} / (2d-2+nd)`` for ``y^d <= _Q_SWITCH`` (Horner in y^d)."""
-    eps = float(jnp.finfo(y.dtype).eps)
-    n_terms = int(math.ceil(math.log(eps / 8) / math.log(_Q_SWITCH))) + 1
-    yd = sgn * y**d
-    acc = jnp.zeros_like(y)
-    for n in reversed(range(n_terms)):
-        acc = acc * yd + 1.0 / (2 * d - 2 + n * d)
-    return y ** (2 * d - 2) * acc
-
-
-def _closed(lnv, lnw, plus, d: int):
-    """Closed-form ``Phi`` (plus) or ``Psi``; ``lnw = ln|1 - v|`` (accurate near v = 1).
-
-    ``Phi = -x^{2-d}/(d-2) - (ln|1 - x| + S_+(x))/d``, ``Psi = -x^{2-d}/(d-2) + S_-(x)/d``.
-    """
-    x = jnp.exp(lnv / d)
-    # geo = sum_{j<d} x^j = (1 - x^d)/(1 - x) = expm1(ln v)/expm1(ln v / d) (no cancellation):
-    # |1 - x| = |1 - v| / geo; geo = d at v = 1.
-    safe = jnp.where(lnv == 0, 1.0, lnv)
-    ln_geo = jnp.where(lnv == 0, math.log(d), jnp.log(jnp.expm1(safe) / jnp.expm1(safe / d)))
-    ln_gap = jnp.where(plus, lnw - ln_geo, 0.0)
-    sgn = jnp.where(plus, 1.0, -1.0)
-    return -jnp.exp((2 - d) * lnv / d) / (d - 2) - sgn * (ln_gap + _log_sum(x, plus, d)) / d
-
-
-def _split(lnv, lnw, plus, d: int):
-    """The antiderivative as ``(big, small)`` (value = big + small), in ln v and ln|1 - v|.
-
-    ``plus`` (u0 s > 0): ``Phi``, ``dPhi = dv / (d v^p (1 - v))``, increasing on (0, 1) and
-    decreasing on (1, inf); otherwise ``Psi``, ``dPsi = dv / (d v^p (1 + v))``. For
-    ``v > 1/_Q_SWITCH`` big is a constant and small the series in ``y = v^{-1/d}``
-    (``dPhi = y^{2d-3} dy / (1 - y^d)``, ``dPsi = -y^{2d-3} dy / (1 + y^d)``), so differences
-    there carry no cancellation.
-    """
-    lnv_c = -math.log(_Q_SWITCH)
-    with jax.ensure_compile_time_eval():
-        c = jnp.asarray(lnv_c, lnv.dtype)
-        y_c = jnp.exp(-c / d)
-        const_plus = _closed(c, jnp.log(jnp.expm1(c)), True, d) - _series(y_c, 1.0, d)
-        const_minus = _closed(c, c, False, d) + _series(y_c, -1.0, d)
-    far = lnv > lnv_c
-    closed = _closed(jnp.where(far, lnv_c, lnv), jnp.where(far, 0.0, lnw), plus, d)
-    sgn = jnp.where(plus, 1.0, -1.0)
-    y = jnp.exp(-jnp.maximum(lnv, lnv_c) / d)
-    small = jnp.where(far, sgn * _series(y, sgn, d), 0.0)
-    big = jnp.where(far, jnp.where(plus, const_plus, const_minus), closed)
-    return big, small
-
-
-def _diff(a, b):
-    """``value(a) - value(b)`` for two ``(big, small)`` pairs."""
-    return (a[0] - b[0]) + (a[1] - b[1])
-
-
-# ---------------------------------------------------------------------------------------------
-# Newton in a chart z (increasing in time): kind 0: 0 < v < 1, z = logit v (value Phi, concave);
-# kind 1: v > 1, z = -ln(v - 1) (Phi, convex); kind 2: opposite signs, z = -ln v (-Psi, convex).
-
-
-def _chart(z, kind, d: int):
-    """``(value pair, dvalue/dz)`` at ``z``; the value increases with z in every chart."""
-    sp_m, sp_p = jax.nn.softplus(-z), jax.nn.softplus(z)
-    lnv = jnp.where(kind == 0, -sp_m, jnp.where(kind == 1, sp_m, -z))
-    lnw = jnp.where(kind == 0, -sp_p, -z)
-    plus = kind != 2
-    big, small = _split(lnv, lnw, plus, d)
-    sgn = jnp.where(plus, 1.0, -1.0)
-    expo = jnp.where(
-        kind == 0,
-        (2 / d - 1) * lnv,
-        jnp.where(kind == 1, (2 / d - 2) * lnv, (2 / d - 1) * lnv - jax.nn.softplus(lnv)),
-    )
-    return (sgn * big, sgn * small), jnp.exp(expo) / d
-
-
-def _solve(z0, lo, hi, start, tn, kind, d: int):
-    """Root of ``G(z) = G(z0) + tn`` by fixed-step Newton clamped to ``[lo, hi]``; the gradient
-    comes from one last Newton step taken with the inputs live (implicit differentiation)."""
-    sg = jax.lax.stop_gradient
-    g0_live = _chart(z0, kind, d)[0]
-    g0 = jax.tree_util.tree_map(sg, g0_live)
-    tn_sg = sg(tn)
-
-    def body(_, z):
-        val, slope = _chart(z, kind, d)
-        # Divide before subtracting: with t' ~ 1e-300 the residual itself would be subnormal,
-        # and XLA flushes subnormals to zero.
-        z_new = z - (_diff(val, g0) / slope - tn_sg / slope)
-        z_new = jnp.where(jnp.isfinite(z_new), z_new, z)
-        return jnp.clip(z_new, lo, hi)
-
-    z_star = sg(jax.lax.fori_loop(0, _NEWTON_STEPS, body, sg(start)))
-    val, slope = _chart(z_star, kind, d)
-    return z_star - (_diff(val, g0_live) / sg(slope) - tn / sg(slope))
-
-
-def _zero_target(t, S, a0, tau, d: int):
-    """``|u|`` for ``s = 0`` (``a0 = |u0| > 0``), with the right derivative in ``S = sgn(u0) s``.
-
-    ``tau du/dt = -d |u|^p u``, so ``Q = |u|^{-p} = |u0|^{-p} + p d t / tau``. The s-derivative
-    solves ``tau eta' = d |u|^p (1 - (p+1) eta)``: ``eta = (1 - (Q0/Q)^{(p+1)/p}) / (p + 1)``.
-    """
-    p = 2 - 2 / d
-    ratio = 1 / (1 + p * d * jnp.exp(p * jnp.log(a0)) * t / tau)  # Q0 / Q
-    eta = -jnp.expm1((1 + 1 / p) * jnp.log(ratio)) / (p + 1)
-    return a0 * ratio ** (1 / p) + (S - jax.lax.stop_gradient(S)) * eta
-
-
-def _deep_mode(t, s, u0, tau, d: int):
-    """``L >= 3``: ``|u|`` with ``s -> sgn(u0) s``; all inputs broadcast, t finite."""
-    p = 2 - 2 / d
-    sg = jax.lax.stop_gradient
-    sigma = jnp.where(u0 < 0, -1.0, 1.0).astype(u0.dtype)
-    a0, S = sigma * u0, sigma * s
-    pos, zero_s, neg = (a0 > 0) & (S > 0), (a0 > 0) & (S == 0), (a0 > 0) & (S < 0)
-    below, above = pos & (a0 < S), pos & (a0 > S)
-    kind = jnp.where(above, 1, jnp.where(neg, 2, 0))
-    active = below | above | neg
-    a = jnp.where(active, a0, jnp.where(kind == 1, 2.0, 0.5))  # safe values elsewhere
-    absS = jnp.where(active, jnp.abs(S), 1.0)
-    tn = jnp.exp(p * jnp.log(absS)) * t / tau  # normalised time |s|^p t / tau
-    lnv0 = jnp.log(a) - jnp.log(absS)
-    lnw0 = jnp.log(jnp.where(kind == 2, 0.5, jnp.abs(absS - a))) - jnp.log(absS)
-    z0 = jnp.where(kind == 0, lnv0 - lnw0, jnp.where(kind == 1, -lnw0, -lnv0))
-    lv0, lw0, zz0 = sg(lnv0), sg(lnw0), sg(z0)
-    # Past these normalised times the answer is the limit in floating point (|1 - v| < 2^-60, or
-    # for kind 2 v below ~1/t_max^{1/(p-1)}); capping keeps every intermediate finite.
-    big = math.log(float(jnp.finfo(t.dtype).max)) - 10
-    a_full = (jnp.exp(jnp.minimum((1 - p) * lv0, big)) - 1) / (d * (p - 1))
-    t_max = jnp.where(
-        kind == 0,
-        (4 / 3) * (a_full + (jnp.log1p(-jnp.exp(jnp.minimum(lv0, 0.0))) + 42.0) / d) + 1.0,
-        jnp.where(kind == 1, (jnp.maximum(lw0, 0.0) + 42.0) / d + 1.0,
-                  jnp.finfo(t.dtype).max / 1e8 / d),
-    )
-    tn = jnp.minimum(tn, t_max)
-    T = sg(tn)
-    em = jnp.exp(-p * lv0)  # v0^-p (may underflow to 0)
-    tiny = jnp.finfo(t.dtype).tiny
-
-    # Brackets [lo, hi] from comparison ODEs with explicit solutions (v' = dv/dt').
-    # kind 0 (u0 < s): v' = d v^p (1 - v) >= d v^p and >= d (1 - v) give upper bounds on v
-    # ("a": plateau, "b": approach); as 1/(v^p (1-v)) <= (4/3)(v^-p + 1/(1-v)) for p <= 2, the
-    # time t' <= (8/3) max(time_a, time_b), so the bounds at t'/4 bound v from below.
-    def bound_a(tt):
-        q = jnp.exp(jnp.minimum((1 - p) * lv0, big)) - d * (p - 1) * tt
-        lnv = -jnp.log(jnp.where(q > 0, q, 1.0)) / (p - 1)
-        ok = (q > 0) & (lnv < 0)
-        lnv = jnp.where(ok, lnv, -1.0)
-        return jnp.where(ok, lnv - jnp.log(-jnp.expm1(lnv)), jnp.inf)
-
-    def bound_b(tt):
-        lnw = lw0 - d * tt
-        return jnp.log1p(-jnp.exp(jnp.minimum(lnw, 0.0))) - lnw
-
-    hi0 = jnp.minimum(bound_a(T), bound_b(T))
-    lo0 = jnp.maximum(zz0, jnp.minimum(bound_a(T / 4), bound_b(T / 4)))
-
-    # kind 1 (u0 > s): -v' = d v^p (v - 1) lies between r_lo and r_hi, where
-    # r_hi = d v^{p+1} (v >= 2), d 2^p (v - 1) (v < 2) and r_lo = d v^{p+1}/2 (v >= 2), d (v - 1).
-    def two_phase(c, rate2):  # z = -ln(w - 1) of the comparison solution with rates (c, rate2)
-        ta = jnp.maximum(2.0**-p - em, 0.0) / (c * p * d)
-        ln_w = -jnp.log(jnp.maximum(em + c * p * d * jnp.minimum(T, ta), tiny)) / p
-        phase1 = -jnp.log(jnp.expm1(jnp.maximum(ln_w, math.log(2.0))))
-        phase2 = -jnp.minimum(lw0, 0.0) + rate2 * (T - ta)
-        return jnp.where(T <= ta, phase1, phase2)
-
-    lo1 = jnp.maximum(zz0 + d * T, two_phase(0.5, d))
-    hi1 = jnp.minimum(two_phase(1.0, d * 2.0**p), zz0 + d * jnp.exp(jnp.minimum(p * lv0, big)) * T)
-
-    # kind 2 (u0 s < 0): -v' = d v^p (1 + v) lies between c d v^p max(1, v) for c = 1 and 2;
-    # each comparison solution is explicit: v^-p grows linearly down to 1, then v^{1-p}.
-    def decay(c):  # z = -ln w
-        tc = jnp.maximum(1.0 - em, 0.0) / (c * p * d)
-        phase1 = jnp.log(jnp.maximum(em + c * p * d * jnp.minimum(T, tc), tiny)) / p
-        late = jnp.log(c * d * (p - 1)) + jnp.log(jnp.maximum(T - tc, 0.0))
-        phase2 = jnp.logaddexp((1 - p) * jnp.minimum(lv0, 0.0), late) / (p - 1)
-        return jnp.where(T <= tc, phase1, phase2)
-
-    lo2, hi2 = decay(1.0), decay(2.0)
-
-    lo = jnp.where(kind == 0, lo0, jnp.where(kind == 1, lo1, lo2))
-    hi = jnp.where(kind == 0, hi0, jnp.where(kind == 1, hi1, hi2))
-    lo = jnp.where(T > 0, jnp.maximum(lo, zz0), zz0)
-    hi = jnp.where(T > 0, jnp.maximum(hi, lo), zz0)
-    start = jnp.where(kind == 0, lo, hi)  # Newton converges monotonically from there
-    z = _solve(z0, lo, hi, start, tn, kind, d)
-    u = absS * jnp.where(
-        kind == 0, jax.nn.sigmoid(z), jnp.where(kind == 1, 1 + jnp.exp(-z), jnp.exp(-z))
-    )
-
-    u_zero = _zero_target(t, S, jnp.where(zero_s, a0, 1.0), tau, d)
-    out = jnp.where(active, u, jnp.where(zero_s, u_zero, jnp.where(pos, S, a0)))
-    return sigma * out  # u0 = 0 stays (d out/d u0 = 1 there, as p > 1)
-
-
-def _prepare(t, s, u0, tau, *, t_name="t"):
-    dtype = float_dtype_of(t, s, u0, tau)
+def _prepare(t, s, u0, tau, lam=1.0, gamma=0.0, *, t_name="t"):
+    dtype = float_dtype_of(t, s, u0, tau, lam, gamma)
     s = as_float(s, "s", dtype)
     u0 = as_float(u0, "u0", dtype)
     tau = as_float(tau, "tau", dtype)
     check_positive("tau", tau)
+    lam = as_float(lam, "variance", dtype)
+    check_positive("variance", lam)
+    gamma = as_float(gamma, "weight_decay", dtype)
+    check_positive("weight_decay", gamma, strict=False)
     t = jnp.asarray(t).astype(dtype)
     if is_concrete(t) and bool(jnp.any(jnp.isnan(t) | (t < 0))):
         raise ValueError(f"`{t_name}` must be non-negative (inf allowed); got {t}.")
-    _check_broadcast({t_name: t, "s": s, "u0": u0, "tau": tau})
-    return t, s, u0, tau
+    _check_broadcast({t_name: t, "s": s, "u0": u0, "tau": tau, "variance": lam,
+                      "weight_decay": gamma})
+    return t, s, u0, tau, lam, gamma
 
 
 def _check_broadcast(arrays: dict) -> None:
@@ -332,38 +90,188 @@ def _check_broadcast(arrays: dict) -> None:
         raise ValueError(f"the arguments must broadcast against each other; got {shapes}.") from None
 
 
+def _plain(variance, weight_decay) -> bool:
+    """Whitened inputs and no decay, known now (the raw arguments): the original path."""
+    return (is_concrete((variance, weight_decay)) and bool(np.all(np.asarray(variance) == 1))
+            and bool(np.all(np.asarray(weight_decay) == 0)))
+
+
+def _decay_params(d, dtype, shape, raw):
+    """Host roots for ``L >= 3`` with decay (None when no element has ``gamma > 0``)."""
+    if is_concrete(raw[-1]) and not bool(np.any(np.asarray(raw[-1]) > 0)):
+        return None
+    if not is_concrete(raw):
+        raise ValueError(
+            "`weight_decay` > 0 with depth >= 3 needs concrete `s`, `u0`, `variance` and "
+            "`weight_decay` (the roots of the time relation are computed on the host); only `t` "
+            "and `tau` may be traced."
+        )
+    P = decay_setup(*(np.asarray(x, np.float64) for x in raw), d)
+    return {k: jnp.broadcast_to(jnp.asarray(v, v.dtype if v.dtype.kind == "i" else dtype),
+                                shape + v.shape[len(np.shape(P["A"])):])
+            for k, v in P.items()}
+
+
+def _logistic(finite_t, s, u0, tau):
+    """``L = 2``: ``tau du/dt = 2 |u| (s - u)`` via :func:`mode`, exact also at ``s = 0``."""
+    u = mode(finite_t, F0=u0, s=s, k=1 / tau, A=2.0, B=0.0)
+    # s = 0 exactly: the same value, with the s-derivative mode() does not carry.
+    sigma = jnp.where(u0 < 0, -1.0, 1.0).astype(u0.dtype)
+    a0 = jnp.where((s == 0) & (u0 != 0), jnp.abs(u0), 1.0)
+    u_zero = sigma * zero_target(finite_t, sigma * s, a0, tau, 2)
+    return jnp.where((s == 0) & (u0 != 0), u_zero, u)
+
+
 def saxe_mode(
-    t: Float[ArrayLike, "*times"], *, s, u0, tau=1.0, depth: int = 2
+    t: Float[ArrayLike, "*times"], *, s, u0, tau=1.0, depth: int = 2, variance=1.0,
+    weight_decay=0.0,
 ) -> Float[Array, "*times"]:
     r"""Strength ``u(t)`` of a balanced, decoupled mode of a depth-``L`` linear network.
 
-    Solves ``tau du/dt = L |u|^{2 - 2/L} (s - u)``, ``u(0) = u0`` (``L = depth`` weight matrices,
-    whitened inputs, equal learning rates ``1/tau``) exactly:
+    Solves ``tau du/dt = L [|u|^{2 - 2/L} (s - lam u) - gamma u]``, ``u(0) = u0`` (``L = depth``
+    weight matrices, input variance ``lam`` = `variance` along the mode, weight decay
+    ``gamma`` = `weight_decay` on every layer, equal learning rates ``1/tau``) exactly:
 
-    * ``L = 1``: ``u = s + (u0 - s) e^{-t/tau}``;
-    * ``L = 2``: ``u = s e^{2st/tau} / (e^{2st/tau} - 1 + s/u0)`` (via :func:`mode`);
-    * ``L >= 3``: the exact time-to-learn relation ``t = tau s^{-p} [Phi(x) - Phi(x0)]``,
-      ``p = 2 - 2/L``, ``x = (u/s)^{1/L}``, inverted to machine precision (see the module notes).
+    * ``L = 1``: ``u = s/k + (u0 - s/k) e^{-kt/tau}``, ``k = lam + gamma``;
+    * ``L = 2``: with ``w = lam u`` and ``s' = s - gamma sgn(u0)``, the logistic law
+      ``w = s' e^{2s't/tau} / (e^{2s't/tau} - 1 + s'/w0)`` (via :func:`mode`);
+    * ``L >= 3``, ``gamma = 0``: ``w = lam u`` obeys the whitened law with
+      ``tau -> tau lam^{p-1}``; the exact time-to-learn relation ``t = tau s^{-p} [Phi(x) -
+      Phi(x0)]``, ``p = 2 - 2/L``, ``x = (w/s)^{1/L}``, inverted to machine precision;
+    * ``L >= 3``, ``gamma > 0``: ``x = |u|^{1/L}`` obeys ``tau dx/dt = x q(x)``,
+      ``q = x^{L-2} (S - lam x^L) - gamma``, ``S = sgn(u0) s``; ``t/tau = sum_k Re[c_k
+      ln(x - r_k)]`` by partial fractions over the roots of ``x q(x)``, inverted by safeguarded
+      Newton. Bistable: below the separatrix ``x_-`` the mode decays to 0, above it it converges
+      to the stable root ``x_+^L`` (Ziyin et al. 2022); above the critical decay only 0 is left.
+      Needs concrete `s`, `u0`, `variance`, `weight_decay`; not differentiable.
 
-    Every sign is supported: ``u0 s > 0`` tends to ``s`` from below or above, ``u0 = 0`` stays
-    (``L >= 2``), ``s = 0`` gives ``u0 (1 + pL|u0|^p t/tau)^{-1/p}``, ``u0 s < 0`` decays to 0.
+    Every sign is supported: ``|u|`` obeys the same law with ``s -> sgn(u0) s`` (``u0 = 0``
+    stays for ``L >= 2``; ``gamma = 0``: ``s = 0`` gives ``u0 (1 + pL|u0|^p t/tau)^{-1/p}``,
+    ``u0 s < 0`` decays to 0).
 
     **Arguments:**
     - `t`: times >= 0 of any shape (``inf`` allowed).
-    - `s`: task singular value; `u0`: initial strength; `tau`: time constant > 0. These broadcast
+    - `s`: task singular value; `u0`: initial strength; `tau`: time constant > 0; `variance`:
+      input variance ``lam > 0`` of the mode; `weight_decay`: ``gamma >= 0``. These broadcast
       against `t` (e.g. ``t[:, None]`` against (r,) modes).
     - `depth`: number of weight matrices ``L`` (a Python int >= 1; static).
 
     **Returns:** ``u(t)`` with the broadcast shape; ``t = 0`` gives ``u0`` exactly, ``t = inf``
-    the fixed point (``s`` if ``u0 s > 0`` or ``L = 1``, else 0). Works under jit, vmap and grad.
+    the stable fixed point of the basin of ``u0``. Works under jit, vmap and grad (except
+    ``L >= 3`` with ``gamma > 0``, see above).
 
-    Reference: Saxe, McClelland & Ganguli (2014), arXiv 1312.6120.
+    References: Saxe, McClelland & Ganguli (2014), arXiv:1312.6120; Saxe, McClelland & Ganguli
+    (2019), PNAS 116(23) (anisotropic inputs); Ziyin, Li & Meng (2022), arXiv:2202.04777 (weight
+    decay with depth).
     """
     d = _check_depth(depth)
-    t, s, u0, tau = _prepare(t, s, u0, tau)
+    s_raw, u0_raw = s, u0
+    t, s, u0, tau, lam, gamma = _prepare(t, s, u0, tau, variance, weight_decay)
     # Only t = 0 / t = inf asked (and known now): no need to run (or compile) the solver.
     limits_only = is_concrete(t) and bool(jnp.all((t == 0) | jnp.isinf(t)))
-    return _evaluate(t, s, u0, tau, d, limits_only)
+    if _plain(variance, weight_decay):
+        return _evaluate(t, s, u0, tau, d, limits_only)
+    shape = jnp.broadcast_shapes(t.shape, s.shape, u0.shape, tau.shape, lam.shape, gamma.shape)
+    raw = (s_raw, u0_raw, variance, weight_decay)
+    P = _decay_params(d, u0.dtype, shape, raw) if d >= 3 else None
+    if P is None:
+        return _evaluate_scaled(t, s, u0, tau, lam, gamma, d, limits_only)
+    b = lambda x: jnp.broadcast_to(x, shape)
+    t, u0, tau, gamma = b(t), b(u0), b(tau), b(gamma)
+    finite_t = jnp.where(jnp.isinf(t), 0.0, t)
+    u = u0 if limits_only else decay_mode(finite_t, u0, tau, P)
+    u_inf = jnp.where(P["kind"] == 3, u0, P["sigma"] * P["x_inf"] ** d)  # 3: at a fixed point
+    u = jnp.where(t == 0, u0, jnp.where(jnp.isinf(t), u_inf, u))
+    if bool(np.all(np.asarray(weight_decay) > 0)):
+        return u
+    base = _evaluate_scaled(t, s, u0, tau, lam, jnp.zeros_like(gamma), d, limits_only)
+    return jnp.where(gamma > 0, u, base)
+
+
+@functools.partial(jax.jit, static_argnums=(6, 7))
+def _evaluate_scaled(t, s, u0, tau, lam, gamma, d: int, limits_only: bool):
+    """Variance and decay by exact rescaling (``L = 1, 2``; ``L >= 3`` with ``gamma = 0``)."""
+    shape = jnp.broadcast_shapes(t.shape, s.shape, u0.shape, tau.shape, lam.shape, gamma.shape)
+    t, s, u0, tau, lam, gamma = (jnp.broadcast_to(x, shape) for x in (t, s, u0, tau, lam, gamma))
+    finite_t = jnp.where(jnp.isinf(t), 0.0, t)
+    if d == 1:
+        k = lam + gamma
+        target = s / k
+        u = target + (u0 - target) * jnp.exp(-finite_t * k / tau)
+        u_inf = target
+        rate0 = (s - k * u0) / tau
+    else:
+        p = 2 - 2 / d
+        sigma = jnp.where(u0 < 0, -1.0, 1.0).astype(u0.dtype)
+        # w = lam u: tau dw/dt = L [lam^{1-p} |w|^p (s - w) - gamma w].
+        s_eff = s - gamma * sigma
+        if limits_only:
+            u = u0
+        elif d == 2:
+            u = _logistic(finite_t, s_eff, lam * u0, tau) / lam
+        else:
+            u = deep_mode(finite_t, s, lam * u0, tau * lam ** (p - 1), d) / lam
+        u_inf = jnp.where(jnp.sign(u0) * jnp.sign(s_eff) > 0, s_eff / lam, 0.0)
+        rate0 = d * (jnp.abs(u0) ** p * (s - lam * u0) - gamma * u0) / tau
+    rate0 = jnp.where(jnp.isfinite(rate0), rate0, 0.0)
+    at_zero = u0 + (finite_t - jax.lax.stop_gradient(finite_t)) * rate0
+    return jnp.where(t == 0, at_zero, jnp.where(jnp.isinf(t), u_inf, u))
+
+
+def saxe_time(
+    u0, u1, *, s, tau=1.0, depth: int = 2, variance=1.0, weight_decay=0.0
+) -> Float[Array, "*batch"]:
+    r"""Exact time for a balanced mode to go from ``u0`` to ``u1`` (``inf`` if never reached).
+
+    ``t = tau/L int_{u0}^{u1} du / (|u|^{2-2/L} (s - lam u) - gamma u)`` (`variance` ``lam``,
+    `weight_decay` ``gamma``; whitened, no decay by default): for ``L = 1``
+    ``(tau/k) ln[(s - k u0)/(s - k u1)]``, ``k = lam + gamma``; for ``L = 2``
+    ``(tau/2s') ln[w1 (s' - w0)/(w0 (s' - w1))]``, ``w = lam u``, ``s' = s - gamma sgn(u0)``; for
+    ``L >= 3`` and ``gamma = 0`` ``tau' s^{-p} [Phi(x1) - Phi(x0)]``, ``x = (lam u/s)^{1/L}``,
+    ``tau' = tau lam^{p-1}`` (module notes; for ``u < s`` it equals ``tau/L [F(u1) - F(u0)]``,
+    ``F(u) = u^b/(sb) 2F1(1, b; b+1; u/s)``, ``b = 2/L - 1``; small ``u0``:
+    ``t ~ tau u0^{-(L-2)/L} / ((L-2) s)``); for ``L >= 3`` and ``gamma > 0`` the partial
+    fractions ``tau sum_k Re[c_k ln((x1 - r_k)/(x0 - r_k))]`` of :func:`saxe_mode` (concrete
+    `s`, `u0`, `variance`, `weight_decay`).
+
+    **Arguments:** `u0`, `u1`, `s` (broadcast), `tau` > 0, `depth` = L (int >= 1),
+    `variance` > 0, `weight_decay` >= 0.
+
+    **Returns:** the time; ``inf`` when `u1` lies behind `u0`, at or beyond the fixed point it
+    approaches, or on the other side of zero. References: Saxe, McClelland & Ganguli (2014),
+    arXiv:1312.6120; Saxe et al. (2019) PNAS; Ziyin, Li & Meng (2022), arXiv:2202.04777.
+    """
+    d = _check_depth(depth)
+    raw = (s, u0, variance, weight_decay)
+    dtype = float_dtype_of(u0, u1, s, tau, variance, weight_decay)
+    _, s, u0, tau, lam, gamma = _prepare(jnp.zeros((), dtype), s, u0, tau, variance, weight_decay)
+    u1 = as_float(u1, "u1", u0.dtype)
+    _check_broadcast({"u0": u0, "u1": u1, "s": s, "tau": tau, "variance": lam,
+                      "weight_decay": gamma})
+    if _plain(variance, weight_decay):
+        return _evaluate_time(u0, u1, s, tau, d)
+    shape = jnp.broadcast_shapes(u0.shape, u1.shape, s.shape, tau.shape, lam.shape, gamma.shape)
+    P = _decay_params(d, u0.dtype, shape, raw) if d >= 3 else None
+    if P is None:
+        return _time_scaled(u0, u1, s, tau, lam, gamma, d)
+    b = lambda x: jnp.broadcast_to(x, shape)
+    out = decay_time(b(u0), b(u1), b(tau), P)
+    if bool(np.all(np.asarray(weight_decay) > 0)):
+        return out
+    return jnp.where(b(gamma) > 0, out, _time_scaled(u0, u1, s, tau, lam, 0.0 * gamma, d))
+
+
+@functools.partial(jax.jit, static_argnums=6)
+def _time_scaled(u0, u1, s, tau, lam, gamma, d: int):
+    shape = jnp.broadcast_shapes(u0.shape, u1.shape, s.shape, tau.shape, lam.shape, gamma.shape)
+    u0, u1, s, tau, lam, gamma = (jnp.broadcast_to(x, shape) for x in (u0, u1, s, tau, lam, gamma))
+    if d == 1:
+        k = lam + gamma
+        return _evaluate_time(u0, u1, s / k, tau / k, 1)
+    sigma = jnp.where(u0 < 0, -1.0, 1.0).astype(u0.dtype)
+    if d == 2:
+        return _evaluate_time(lam * u0, lam * u1, s - gamma * sigma, tau, 2)
+    return _evaluate_time(lam * u0, lam * u1, s, tau * lam ** (1 - 2 / d), d)
 
 
 @functools.partial(jax.jit, static_argnums=(4, 5))
@@ -378,41 +286,15 @@ def _evaluate(t, s, u0, tau, d: int, limits_only: bool):
         if limits_only:
             u = u0
         elif d == 2:
-            u = mode(finite_t, F0=u0, s=s, k=1 / tau, A=2.0, B=0.0)
-            # s = 0 exactly: the same value, with the s-derivative mode() does not carry.
-            sigma = jnp.where(u0 < 0, -1.0, 1.0).astype(u0.dtype)
-            a0 = jnp.where((s == 0) & (u0 != 0), jnp.abs(u0), 1.0)
-            u_zero = sigma * _zero_target(finite_t, sigma * s, a0, tau, d)
-            u = jnp.where((s == 0) & (u0 != 0), u_zero, u)
+            u = _logistic(finite_t, s, u0, tau)
         else:
-            u = _deep_mode(finite_t, s, u0, tau, d)
+            u = deep_mode(finite_t, s, u0, tau, d)
         rate0 = d * jnp.abs(u0) ** (2 - 2 / d) * (s - u0) / tau
     u_inf = s if d == 1 else jnp.where(jnp.sign(u0) * jnp.sign(s) > 0, s, 0.0)
     # t = 0 returns u0 exactly, with the derivatives of the flow there (du/dt = the ODE).
     rate0 = jnp.where(jnp.isfinite(rate0), rate0, 0.0)
     at_zero = u0 + (finite_t - jax.lax.stop_gradient(finite_t)) * rate0
     return jnp.where(t == 0, at_zero, jnp.where(jnp.isinf(t), u_inf, u))
-
-
-def saxe_time(u0, u1, *, s, tau=1.0, depth: int = 2) -> Float[Array, "*batch"]:
-    r"""Exact time for a balanced mode to go from ``u0`` to ``u1`` (``inf`` if never reached).
-
-    ``t = tau/L int_{u0}^{u1} du / (|u|^{2-2/L} (s - u))``: for ``L = 1``
-    ``tau ln[(s - u0)/(s - u1)]``; for ``L = 2`` ``(tau/2s) ln[u1 (s - u0)/(u0 (s - u1))]``;
-    for ``L >= 3`` ``tau s^{-p} [Phi(x1) - Phi(x0)]`` (module notes; for ``u < s`` it equals
-    ``tau/L [F(u1) - F(u0)]``, ``F(u) = u^b/(sb) 2F1(1, b; b+1; u/s)``, ``b = 2/L - 1``). The
-    small-``u0`` limit is ``t ~ tau u0^{-(L-2)/L} / ((L-2) s)``.
-
-    **Arguments:** `u0`, `u1`, `s` (broadcast), `tau` > 0, `depth` = L (int >= 1).
-
-    **Returns:** the time; ``inf`` when `u1` lies behind `u0`, beyond or at the fixed point, or on
-    the other side of zero. Reference: Saxe, McClelland & Ganguli (2014).
-    """
-    d = _check_depth(depth)
-    _, s, u0, tau = _prepare(jnp.zeros((), float_dtype_of(u0, u1, s, tau)), s, u0, tau)
-    u1 = as_float(u1, "u1", u0.dtype)
-    _check_broadcast({"u0": u0, "u1": u1, "s": s, "tau": tau})
-    return _evaluate_time(u0, u1, s, tau, d)
 
 
 @functools.partial(jax.jit, static_argnums=4)
@@ -427,121 +309,4 @@ def _evaluate_time(u0, u1, s, tau, d: int):
         den = jnp.where(between, s - u1, 1.0)
         out = jnp.where(between, tau * jnp.log(num / den), jnp.inf)
         return jnp.where(u1 == u0, 0.0, out)
-    p = 2 - 2 / d
-    sigma = jnp.where(u0 < 0, -1.0, 1.0).astype(u0.dtype)
-    a0, a1, S = sigma * u0, sigma * u1, sigma * s
-    target = jnp.maximum(S, 0.0)
-    ok = (a0 > 0) & (a1 > 0) & (jnp.sign(a1 - a0) * jnp.sign(target - a1) > 0)
-    a0s, a1s = jnp.where(ok, a0, 0.5), jnp.where(ok, a1, 0.25)
-    absS = jnp.where(S != 0, jnp.abs(S), 1.0)
-    scale = tau * jnp.exp(-p * jnp.log(absS))
-    lnv0, lnv1 = jnp.log(a0s) - jnp.log(absS), jnp.log(a1s) - jnp.log(absS)
-    gap0 = jnp.where(S > 0, jnp.abs(S - a0s), 0.5)
-    gap1 = jnp.where(S > 0, jnp.abs(S - a1s), 0.5)
-    lnw0, lnw1 = jnp.log(gap0) - jnp.log(absS), jnp.log(gap1) - jnp.log(absS)
-    plus = S >= 0
-    t_split = scale * _diff(_split(lnv1, lnw1, plus, d), _split(lnv0, lnw0, plus, d))
-    t_pos, t_neg = t_split, -t_split
-    t_zero = tau * (jnp.exp(-p * jnp.log(a1s)) - jnp.exp(-p * jnp.log(a0s))) / (p * d)
-    out = jnp.where(S > 0, t_pos, jnp.where(S < 0, t_neg, t_zero))
-    out = jnp.where(ok, out, jnp.inf)
-    return jnp.where(u1 == u0, 0.0, out)
-
-
-# ---------------------------------------------------------------------------------------------
-# Full matrices.
-
-
-def _default_rtol(dtype) -> float:
-    return float(np.sqrt(np.finfo(dtype).eps))
-
-
-@jax.jit
-def _measure(params0, task):
-    """Singular triple, strengths and the three violations (one compiled call)."""
-    dtype = params0[0].dtype
-    U, s, Vt = (x.astype(dtype) for x in task.svd())
-    P0 = end_to_end(params0)
-    u0 = jnp.einsum("or,oi,ri->r", U, P0, Vt)
-    # Strengths at rounding level (an init that put nothing on the mode) are exactly zero.
-    u0 = jnp.where(jnp.abs(u0) <= 16 * jnp.finfo(dtype).eps * jnp.max(jnp.abs(u0)), 0.0, u0)
-    gscale = jnp.max(jnp.stack([jnp.max(jnp.abs(W @ W.T)) for W in params0]))
-    gscale = jnp.where(gscale > 0, gscale, 1.0)
-    balance = jnp.stack(
-        [jnp.max(jnp.abs(Wn.T @ Wn - W @ W.T)) for W, Wn in zip(params0[:-1], params0[1:])]
-        or [jnp.zeros((), dtype)]
-    ) / gscale
-    pscale = jnp.max(jnp.abs(P0))
-    coupling = jnp.max(jnp.abs(P0 - (U * u0) @ Vt)) / jnp.where(pscale > 0, pscale, 1.0)
-    return U, s, Vt, u0, task.whitening_error(), balance, coupling
-
-
-def saxe_decomposition(params0, task: Task, *, rtol: float | None = None):
-    """``(U, s, Vt, u0)``: task singular vectors/values and the initial mode strengths.
-
-    ``u0 = diag(U^T P0 V)`` with ``P0 = W_L...W_1``; strengths below ``16 eps max|u0|`` (rounding
-    noise of an init that put nothing on a mode) are set to exactly 0. Raises ``ValueError``
-    (when the inputs are concrete) if ``task.Sxx != I``, if ``P0 != U diag(u0) V^T`` (not
-    decoupled/aligned with the task's singular vectors as ``task.svd()`` returns them) or if the
-    layers are not balanced (``W_{l+1}^T W_{l+1} != W_l W_l^T``), each beyond the relative
-    tolerance `rtol` (default ``sqrt(eps)`` of the dtype), and names the measured violation.
-    For repeated singular values the basis is the one ``task.svd()`` picks; an init aligned with
-    another basis of a degenerate block is reported as not decoupled.
-    """
-    if not isinstance(task, Task):
-        raise ValueError(f"`task` must be a linsolve.Task; got {type(task).__name__}.")
-    params0 = validate_params(params0, "params0", task.dtype)
-    check_against_task(params0, task, "params0")
-    if rtol is not None and not (np.isfinite(rtol) and rtol >= 0):
-        raise ValueError(f"`rtol` must be a finite number >= 0 or None; got {rtol!r}.")
-    tol = _default_rtol(params0[0].dtype) if rtol is None else float(rtol)
-    U, s, Vt, u0, white, balance, coupling = _measure(params0, task)
-    if is_concrete((params0, task)):
-        if float(white) > tol:
-            raise ValueError(
-                f"`task` must have whitened inputs (Sxx = I) for the Saxe solution; "
-                f"got max|Sxx - I| = {float(white):.3g} > rtol = {tol:.3g}."
-            )
-        for l, viol in enumerate(np.asarray(balance).tolist()):
-            if viol > tol:
-                raise ValueError(
-                    f"`params0` must be balanced (W_{{l+1}}^T W_{{l+1}} = W_l W_l^T); layers "
-                    f"{l + 1},{l + 2} violate it by {viol:.3g} (relative) > rtol = {tol:.3g}."
-                )
-        if float(coupling) > tol:
-            raise ValueError(
-                f"`params0` must be decoupled: W_L...W_1 = U diag(u0) V^T with U, V the singular "
-                f"vectors of task.Syx (task.svd()); got a residual of {float(coupling):.3g} "
-                f"(relative) > rtol = {tol:.3g}."
-            )
-    return U, s, Vt, u0
-
-
-def saxe_product(
-    t: Float[ArrayLike, "*times"], params0, task: Task, *, tau=1.0, rtol: float | None = None
-) -> Float[Array, "*times d_out d_in"]:
-    r"""End-to-end map ``W_L...W_1(t) = U diag(u_alpha(t)) V^T`` from a balanced, decoupled init.
-
-    Gradient flow ``tau dW_l/dt = -dL/dW_l`` with whitened inputs (``Sxx = I``) and
-    ``Syx = U diag(s) V^T`` keeps a balanced, task-aligned net decoupled; every mode follows
-    :func:`saxe_mode` with ``depth = L``, ``s = s_alpha`` and ``u0 = u_alpha(0)`` read off
-    ``params0`` (modes with ``s_alpha = 0`` decay, modes with ``u_alpha(0) = 0`` stay at 0).
-    Build such inits with :func:`linsolve.init.aligned`.
-
-    **Arguments:**
-    - `t`: times >= 0, any shape.
-    - `params0`: ``(W1, ..., WL)``, balanced and decoupled (checked; ``ValueError`` otherwise).
-    - `task`: a :class:`~linsolve.Task` with ``Sxx = I`` (checked).
-    - `tau`: time constant ``1/eta`` > 0; `rtol`: tolerance of the checks (default sqrt(eps)).
-
-    **Returns:** ``(*t.shape, d_out, d_in)`` end-to-end maps.
-
-    Reference: Saxe, McClelland & Ganguli (2014), arXiv 1312.6120.
-    """
-    if np.ndim(tau) != 0:
-        raise ValueError(f"`tau` must be a scalar time constant; got shape {np.shape(tau)}.")
-    U, s, Vt, u0 = saxe_decomposition(params0, task, rtol=rtol)
-    dtype = u0.dtype
-    t = jnp.asarray(t).astype(dtype)
-    u = saxe_mode(t[..., None], s=s, u0=u0, tau=jnp.asarray(tau).astype(dtype), depth=len(params0))
-    return jnp.einsum("or,...r,ri->...oi", U, u, Vt)
+    return deep_time(u0, u1, s, tau, d)

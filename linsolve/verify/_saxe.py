@@ -3,7 +3,9 @@
 The closed forms :func:`~linsolve.exact._saxe.saxe_mode` and ``saxe_product`` are compared with
 :func:`linsolve.simulate.gradient_flow` on the original parameter-space ODE: an explicit chain of
 ``depth`` scalar weights (balanced: equal magnitudes, the sign of ``u0`` on the first weight), and a
-full-matrix net from :func:`linsolve.init.aligned`.
+full-matrix net from :func:`linsolve.init.aligned`; and (:func:`decay_cases`) full-matrix nets of
+depth 2-5 on tasks with aligned anisotropic inputs (``Sxx = V diag(lam) V^T``) under weight decay,
+in both basins of the bistable depth >= 3 case, against ``gradient_flow(weight_decay=)``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import jax.random as jr
 import numpy as np
 
 from .. import init, tasks
-from ..exact._saxe import saxe_mode, saxe_product, saxe_time
+from ..exact._saxe import saxe_mode, saxe_time
+from ..exact._saxe_matrix import saxe_product
 from ..simulate._common import CONVERGED
 from ..simulate._flow import gradient_flow
 from ._core import Check, rel_error
 
-__all__ = ["check", "draw_cases", "matrix_case", "simulate_chains", "window"]
+__all__ = ["check", "decay_cases", "decay_draw", "draw_cases", "fixed_points", "matrix_case",
+           "simulate_chains", "window"]
 
 DEPTHS = (2, 3, 4, 5)
 N_TIMES = 121
@@ -189,13 +193,148 @@ def matrix_case(key, depth: int):
     return err, limits
 
 
-def check(key, draws: int = 20) -> Check:
+# ---------------------------------------------------------------------------------------------
+# Anisotropic inputs and weight decay: full matrices, depths 2-5 in one compiled layout.
+
+DECAY_DEPTHS = (2, 3, 4, 5)
+_D_IN, _D_OUT, _WIDTH, _DTOP = 4, 3, 4, 5
+
+
+def fixed_points(s, lam, gamma, depth: int):
+    """``(x_-, x_+)`` in ``u = x^L``: the positive roots of ``x^{L-2} (s - lam x^L) = gamma``
+    (``L >= 3``, ``gamma > 0``; NaN where there are none), by SciPy's ``brentq`` (independent of
+    the closed form).
+    """
+    import scipy.optimize
+
+    d = depth
+    q = lambda x: x ** (d - 2) * (s - lam * x**d) - gamma
+    if s <= 0 or d < 3 or gamma <= 0:
+        return math.nan, math.nan
+    xs = ((d - 2) * s / ((2 * d - 2) * lam)) ** (1 / d)
+    if q(xs) <= 0:
+        return math.nan, math.nan
+    top = (s / lam) ** (1 / d)
+    lo = scipy.optimize.brentq(q, 0.0, xs, xtol=1e-300, rtol=1e-15, maxiter=500)
+    hi = scipy.optimize.brentq(q, xs, top, xtol=1e-300, rtol=1e-15, maxiter=500)
+    return lo, hi
+
+
+def decay_draw(rng, depth: int, index: int = 0):
+    """A random aligned anisotropic task and balanced aligned init, (d_in, d_out) = (4, 3).
+
+    Random orthogonal ``U`` (3, 3), ``V`` (4, 4); ``Sxx = V diag(lam) V^T``, ``lam`` uniform in
+    [0.3, 3]; ``Syx = U diag(s) V[:, :3]^T``, ``s`` in [0.5, 2.5] (the last 0 on every third draw);
+    ``gamma`` uniform in [0, 0.5]; ``tau`` in [0.5, 2]. For depth >= 3 the modes with two fixed
+    points start below the separatrix ``x_-^L`` (decay to 0) on even draws, and between it and
+    ``x_+^L`` or above ``x_+^L`` on odd draws. (Mixing the basins in one net, e.g. a strong mode
+    off and a weak one on, is a saddle of the full-matrix flow: rounding errors rotate the learned
+    mode onto the stronger one, so the decoupled solution is not what a simulation follows.)
+    Returns ``(task, params0, tau, gamma, u_inf)`` with the independent limits ``u_inf`` (in
+    ``task.svd()`` order).
+    """
+    U = np.linalg.qr(rng.normal(size=(_D_OUT, _D_OUT)))[0]
+    V = np.linalg.qr(rng.normal(size=(_D_IN, _D_IN)))[0]
+    lam_all = rng.uniform(0.3, 3.0, _D_IN)
+    s = np.sort(rng.uniform(0.5, 2.5, _D_OUT))[::-1]
+    if index % 3 == 2:  # a zero singular value; Sxx isotropic on the null space of Syx
+        s[-1], lam_all[-1] = 0.0, lam_all[-2]
+    gamma, tau = rng.uniform(0.0, 0.5), float(np.exp(rng.uniform(math.log(0.5), math.log(2.0))))
+    lam = lam_all[:_D_OUT]
+    u0, u_inf = np.empty(_D_OUT), np.empty(_D_OUT)
+    for a in range(_D_OUT):
+        lo, hi = fixed_points(s[a], lam[a], gamma, depth)
+        if depth >= 3 and np.isfinite(lo):
+            choice = 0 if index % 2 == 0 else 1 + a % 2
+            u0[a] = (0.6 * lo**depth, 0.5 * (lo**depth + hi**depth), 1.5 * hi**depth)[choice]
+            u_inf[a] = 0.0 if choice == 0 else hi**depth
+        else:
+            u0[a] = max(s[a], 0.3) / lam[a] * math.exp(rng.uniform(math.log(0.05), 0.0))
+            target = (s[a] - gamma) / lam[a] if depth == 2 else 0.0
+            u_inf[a] = {1: s[a] / (lam[a] + gamma), 2: max(target, 0.0)}.get(depth, 0.0)
+    Sxx = V @ np.diag(lam_all) @ V.T
+    Syx = U @ np.diag(s) @ V[:, :_D_OUT].T
+    task = tasks.Task(jnp.asarray(Sxx), jnp.asarray(Syx), jnp.asarray(Syx @ Syx.T + np.eye(_D_OUT)))
+    order = np.argsort(-np.asarray(task.svd()[1]), kind="stable")  # already descending
+    sizes = (_D_IN,) + (_WIDTH,) * (depth - 1) + (_D_OUT,)
+    params0 = init.aligned(task, sizes, jnp.asarray(u0[order]), key=jr.PRNGKey(int(rng.integers(1 << 30))))
+    return task, params0, tau, gamma, u_inf[order]
+
+
+def _embed(params0, tau):
+    """Depth-L net inside the depth-5 layout: identity layers frozen (rate 1e-300) before the last."""
+    L = len(params0)
+    eye = jnp.eye(_WIDTH)
+    layers = params0[:-1] + (eye,) * (_DTOP - L) + params0[-1:]
+    lrs = jnp.array([1 / tau] * (L - 1) + [1e-300] * (_DTOP - L) + [1 / tau])
+    return layers, lrs
+
+
+@jax.jit
+def _decay_flows(params, task, ts, lrs, gamma):
+    def one(p, tk, t, lr, g):
+        traj = gradient_flow(p, tk, t, lrs=lr, weight_decay=g, rtol=1e-12, atol=1e-14,
+                             steady_state=False)
+        return traj.product(), traj.status != CONVERGED
+    return jax.vmap(one)(params, task, ts, lrs, gamma)
+
+
+def decay_cases(key, per_depth: int = 2):
+    """Closed-form ``saxe_product`` with variance and decay vs ``gradient_flow(weight_decay=)``.
+
+    ``per_depth`` draws (:func:`decay_draw`, index ``i + depth``, so the basins alternate between
+    depths and, for ``per_depth >= 2``, within each) for each depth 2-5, all integrated in one vmapped,
+    once-compiled call (depth-5 layout, frozen identity layers). Each window covers 99.9% of the
+    slowest mode's way to its limit, or ``30 tau`` (slow exponential decay when gamma is small).
+    Returns ``(rel_error, limits_error, n_cases)``; the limits error compares ``t = 0`` with
+    ``params0`` and ``t = inf`` with the limits from
+    :func:`fixed_points`.
+    """
+    from ..exact._saxe_matrix import saxe_decomposition
+
+    rng = np.random.default_rng(int(jr.randint(key, (), 0, 2**31 - 1)))
+    cases = [(depth, decay_draw(rng, depth, i + depth)) for depth in DECAY_DEPTHS
+             for i in range(per_depth)]
+    n_t = 41
+    all_ts, closed, limits = [], [], 0.0
+    for depth, (task, params0, tau, gamma, u_inf) in cases:
+        _, s, _, u0 = saxe_decomposition(params0, task)
+        lam = np.einsum("ri,ij,rj->r", *(np.asarray(x) for x in (task.svd()[2], task.Sxx, task.svd()[2])))
+        ends = np.asarray(saxe_time(u0, u0 + 0.999 * (u_inf - u0), s=s, tau=tau, depth=depth,
+                                    variance=lam, weight_decay=gamma))
+        t_end = min(1.2 * float(np.max(ends[np.isfinite(ends)], initial=1.0)), 30 * tau)
+        all_ts.append(np.linspace(0.0, t_end, n_t))
+    for (depth, (task, params0, tau, gamma, u_inf)), ts in zip(cases, all_ts):
+        closed.append(np.asarray(saxe_product(ts, params0, task, tau=tau, weight_decay=gamma)))
+        U, _, Vt = task.svd()
+        lim = np.asarray(saxe_product(np.array([0.0, np.inf]), params0, task, tau=tau, weight_decay=gamma))
+        P0 = params0[0]
+        for W in params0[1:]:
+            P0 = W @ P0
+        limits = max(limits, float(np.max(np.abs(lim[0] - np.asarray(P0)))),
+                     float(np.max(np.abs(lim[1] - np.asarray((U * u_inf) @ Vt)))))
+    emb = [_embed(c[1][1], c[1][2]) for c in cases]
+    stack = lambda xs: jax.tree_util.tree_map(lambda *a: jnp.stack(a), *xs)
+    sim, bad = _decay_flows(stack([e[0] for e in emb]), stack([c[1][0] for c in cases]),
+                            jnp.asarray(np.stack(all_ts)), jnp.stack([e[1] for e in emb]),
+                            jnp.asarray([c[1][3] for c in cases]))
+    if bool(jnp.any(bad)):
+        raise RuntimeError("gradient_flow failed on a weight-decay case; the comparison is invalid.")
+    sim = np.asarray(sim)
+    rel = max(rel_error(c, sim[i]) for i, c in enumerate(closed))
+    return rel, limits, len(cases)
+
+
+def check(key, draws: int = 20, *, decay: bool = True) -> Check:
     """Saxe modes of depth 2-5 and full matrices vs ``gradient_flow``; tolerance 1e-8.
 
     ``draws`` random ``(s, u0, tau)`` per depth (a third with flipped signs), each compared over
     a window covering plateau, transition and convergence; plus a depth-3 full-matrix net. The
     invariant is ``t - T(u0 -> u(t))`` (zero along the exact flow), measured in strength units;
     the limits error collects ``t = 0`` and ``t = inf`` of the modes and of the full matrices.
+    With ``decay`` (default) also :func:`decay_cases`: random input variances in [0.3, 3] and
+    weight decay in [0, 0.5], depths 2-5, both basins of the bistable case, full matrices vs
+    ``gradient_flow(weight_decay=)``.
     """
     keys = jr.split(key, len(DEPTHS) + 1)
     cases = [draw_cases(k, draws, depth, signs=True) for k, depth in zip(keys[:-1], DEPTHS)]
@@ -213,4 +352,6 @@ def check(key, draws: int = 20) -> Check:
         limits = max(limits, float(np.max(np.abs(closed[:, 0] - u0_))),
                      float(np.max(np.abs(end - np.where(u0_ * s_ > 0, s_, 0.0)))))
     err, lim = matrix_case(keys[-1], 3)
-    return Check("saxe", len(s) + 1, max(rel, err), drift, max(limits, lim), 1e-8)
+    derr, dlim, n_decay = decay_cases(jr.fold_in(key, 7)) if decay else (0.0, 0.0, 0)
+    return Check("saxe", len(s) + 1 + n_decay, max(rel, err, derr), drift,
+                 max(limits, lim, dlim), 1e-8)
