@@ -443,4 +443,4 @@ def test_implicit_bias_delta_limits():
 def test_verify_check_passes():
     result = check(jr.PRNGKey(0), draws=20)
     assert result.passed, result
-    assert result.cases == 20
+    assert result.cases == 30  # 20 draws + 10 weight-decay cases

@@ -43,21 +43,16 @@ unscaled. No complex ``artanh`` (the notebook's form) is involved.
 ``sigma = sgn(p a0 + eta_a w0.beta*)``; without the growing mode, ``a -> 0`` and
 ``w -> (w0 + eta_w beta* a0/|q|)/sqrt(1 + eta_w a0^2/|q|)`` (``-> 0`` when ``q = 0``).
 
-**Implicit bias** (rank-deficient ``Sxx``, Kunin et al. 2024):
-components of ``w`` in ``null(Sxx)`` never move, and ``(a, P_R w)`` is a single neuron on the
-range ``R`` with imbalance ``delta_R = delta + eta_a |P_N w0|^2``. Hence
+**Inputs and weight decay.** The trajectory is for ``Sxx = I`` (``Sxx = c I`` by rescaling: rates
+``c eta``, target ``Syx/c``, decay ``gamma/c``); an anisotropic ``Sxx`` has only its ``t = inf`` limit
+(below). `weight_decay=` is exact for equal rates and a balanced start (``delta = 0``) and raises
+otherwise (``exact._single_neuron_decay``: formulas, and why nothing else is closed-form).
 
-    beta_inf = beta*_R + a_inf P_N w0,   a_inf^2 = p_R/eta_w,
-    p_R = (delta_R + sqrt(delta_R^2 + 4 eta_a eta_w |beta*_R|^2))/2,   beta*_R = Sxx^+ Sxy,
-
-which is the minimiser over interpolating ``beta`` of ``Phi_delta(beta) - grad Phi_delta(beta0).beta``
-(``Phi_delta = 1/3 (Z - 2 delta) sqrt((Z + delta)/2)``, ``Z = sqrt(delta^2 + 4 |beta|^2)``, eta = 1;
-with rates use ``delta / sqrt(eta_a eta_w)``) whenever ``a`` keeps its sign.
+**Implicit bias** (rank-deficient ``Sxx``): :func:`single_neuron_implicit_bias` and
+:func:`single_neuron_potential`, in ``exact._single_neuron_implicit_bias``.
 """
 
 from __future__ import annotations
-
-import math
 
 import equinox as eqx
 import jax
@@ -66,7 +61,6 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import as_float, as_scalar, check_overflow, float_dtype_of, is_concrete
-from ..tasks import Task
 from ._mode import check_times
 
 __all__ = [
@@ -158,17 +152,22 @@ def _divided_differences(t, p, q, omega):
     safe = jnp.where(near, -1.0, gap)
     pairs = jnp.where(near, taylor[..., :n2], jnp.exp(hi) * jnp.expm1(safe) / safe)
     # Triples (high, middle, low) and the quadruple (0, ., ., -2W).
-    upper = jnp.stack([pairs[..., _PAIRS.index(u)] for _, u, _ in _TRIPLES], -1)
-    lower = jnp.stack([pairs[..., _PAIRS.index(v)] for _, _, v in _TRIPLES], -1)
+    # The recursion is formed on the t-scaled values (t DD, t^2 DD, t^3 DD) with the spreads in
+    # natural units, so that no t^2 or t^3 overflows at huge t (t = 1e300).
+    pairs_t = pairs * t[..., None]
+    upper = jnp.stack([pairs_t[..., _PAIRS.index(u)] for _, u, _ in _TRIPLES], -1)
+    lower = jnp.stack([pairs_t[..., _PAIRS.index(v)] for _, _, v in _TRIPLES], -1)
     spread = jnp.stack([zero, m1, zero], -1) - jnp.stack([-W, -2 * W, m2], -1)
+    m1n, m2n = jnp.maximum(-2 * p, -omega), jnp.minimum(-2 * p, -omega)
+    spread_n = jnp.stack([0 * m1n, m1n, 0 * m1n], -1) - jnp.stack([-omega, -2 * omega, m2n], -1)
+    spread_n = jnp.broadcast_to(spread_n, spread.shape)
     near = spread < 1
-    triples = jnp.where(near, taylor[..., n2:n2 + n3],
-                        (upper - lower) / jnp.where(near, 1.0, spread))
+    triples_t = jnp.where(near, taylor[..., n2:n2 + n3] * (t * t)[..., None],
+                          (upper - lower) / jnp.where(near, 1.0, spread_n))
     near = 2 * W < 1
-    quad = jnp.where(near, taylor[..., -1],
-                     (triples[..., 2] - triples[..., 1]) / jnp.where(near, 1.0, 2 * W))
-    values = jnp.concatenate([pairs * t[..., None], triples * (t * t)[..., None],
-                              (quad * t**3)[..., None]], -1)
+    quad_t = jnp.where(near, taylor[..., -1] * t**3,
+                       (triples_t[..., 2] - triples_t[..., 1]) / jnp.where(near, 1.0, 2 * omega))
+    values = jnp.concatenate([pairs_t, triples_t, quad_t[..., None]], -1)
     return {name: values[..., i] for i, name in enumerate(names)}
 
 
@@ -253,8 +252,8 @@ def _solve(t, a0, w0, bs, eta_a, eta_w):
     return a, w
 
 
-def _validate(t, a0, w0, beta_star, eta_a, eta_w):
-    dtype = float_dtype_of(t, a0, w0, beta_star, eta_a, eta_w)
+def _validate(t, a0, w0, beta_star, eta_a, eta_w, *extra):
+    dtype = float_dtype_of(t, a0, w0, beta_star, eta_a, eta_w, *extra)
     a0 = as_scalar("a0", a0, dtype, positive=False)
     w0 = as_float(w0, "w0", dtype, ndim=1)
     beta_star = as_float(beta_star, "beta_star", dtype, ndim=1)
@@ -303,6 +302,7 @@ def single_neuron(
     *,
     eta_a=1.0,
     eta_w=1.0,
+    weight_decay=0.0,
 ) -> SingleNeuron:
     r"""Exact gradient flow of ``f(x) = a w.x`` on whitened inputs from any initialisation.
 
@@ -325,6 +325,27 @@ def single_neuron(
     - `w0`: (d,) initial first-layer weights.
     - `beta_star`: (d,) target map (``Syx`` of a whitened task).
     - `eta_a`, `eta_w`: positive rates of ``a`` and ``w``.
+    - `weight_decay`: ``gamma >= 0`` (default 0), the penalty ``(gamma/2)(a^2 + |w|^2)``. Exact
+      only for equal rates ``eta_a = eta_w = eta`` and a balanced start ``a0^2 = |w0|^2`` (to 16
+      ulps), where ``delta`` stays 0 and (``exact._single_neuron_decay``)
+
+          (a, w)(t) = e^{-gamma eta t} e^{eta L t}(a0, w0) / N,
+          N^2 = 1 + 2 eta int_0^t e^{-2 gamma eta tau} y_a(tau)^2 d tau,
+
+      ``L = [[0, beta*^T], [beta*, 0]]``, ``y_a`` the first entry of ``e^{eta L tau}(a0, w0)``;
+      ``beta -> (1 - gamma/|beta*|) beta*`` when ``|beta*| > gamma`` (and the growing mode is
+      present), else ``a, w -> 0``. Any other start with ``gamma > 0`` raises ValueError: with
+      unequal rates ``delta`` is not conserved (``d delta/dt = -2 gamma eta_a eta_w (a^2 -
+      |w|^2)``), and with ``delta0 != 0`` the reduced linear equation has coefficients in
+      ``e^{-2 gamma eta t}`` (Kummer type, not elementary). Traced inputs are checked at run time
+      (``equinox.error_if``).
+
+    **Inputs covered.** Whitened inputs ``Sxx = I`` (``beta* = Syx``). ``Sxx = c I`` (isotropic, any
+    variance ``c > 0``) is the same flow with rates ``c eta_a``, ``c eta_w``, target
+    ``beta* = Syx / c`` and decay ``gamma / c``. A general (anisotropic) ``Sxx`` has no closed-form
+    trajectory here: ``da/dt`` involves ``w^T Sxx w``, which ``delta`` does not fix, and ``w`` leaves
+    the plane of ``w0`` and ``Sxy``; only its ``t = inf`` limit is given, by
+    :func:`single_neuron_implicit_bias`.
 
     All finite, promoted to their widest floating dtype; concrete inputs whose ``delta`` or
     ``Omega`` overflow the dtype raise ValueError.
@@ -338,12 +359,35 @@ def single_neuron(
     exact solutions reveal how unbalanced initializations promote rapid feature learning",
     NeurIPS.
     """
-    return _evaluate(*_validate(t, a0, w0, beta_star, eta_a, eta_w))
+    args = _validate(t, a0, w0, beta_star, eta_a, eta_w, weight_decay)
+    gamma = as_scalar("weight_decay", weight_decay, args[1].dtype, strict=False)
+    if is_concrete(weight_decay) and float(np.asarray(weight_decay)) == 0:  # (under jit too)
+        return _evaluate(*args)
+    from ._single_neuron_decay import check_decay
+
+    check_decay(gamma, args[1], args[2], args[4], args[5])
+    return _evaluate_decay(*args, gamma)
 
 
 @jax.jit
 def _evaluate(t, a0, w0, bs, eta_a, eta_w) -> SingleNeuron:
+    return _state(*_solve(t, a0, w0, bs, eta_a, eta_w), w0, bs, eta_a, eta_w)
+
+
+@jax.jit
+def _evaluate_decay(t, a0, w0, bs, eta_a, eta_w, gamma) -> SingleNeuron:
+    from ._single_neuron_decay import _UNSUPPORTED, balanced, solve_decay
+
     a, w = _solve(t, a0, w0, bs, eta_a, eta_w)
+    ad, wd = solve_decay(t, a0, w0, bs, eta_a, gamma)
+    # The decay formula wherever it is exact (also at gamma = 0, so that d/dgamma is right there);
+    # elsewhere the decay-free solution (gamma must be 0; its derivative in gamma then reads 0).
+    plain = ~((eta_a == eta_w) & balanced(a0, w0))
+    out = _state(jnp.where(plain, a, ad), jnp.where(plain, w, wd), w0, bs, eta_a, eta_w)
+    return eqx.error_if(out, plain & (gamma > 0), _UNSUPPORTED)  # on the output: never pruned
+
+
+def _state(a, w, w0, bs, eta_a, eta_w) -> SingleNeuron:
     beta = a[..., None] * w
     r = beta - bs
     w2 = jnp.sum(w * w, axis=-1)
@@ -355,145 +399,8 @@ def _evaluate(t, a0, w0, bs, eta_a, eta_w) -> SingleNeuron:
     )
 
 
-def single_neuron_potential(beta: Float[ArrayLike, "*batch d"], delta) -> Float[Array, "*batch"]:
-    r"""Kunin et al.'s mirror potential ``Phi_delta(beta) = 1/3 (Z - 2 delta) sqrt((Z + delta)/2)``.
-
-    ``Z = sqrt(delta^2 + 4 |beta|^2)`` (rates 1; with rates use ``delta/sqrt(eta_a eta_w)``).
-    ``grad Phi = |w| beta/|beta|`` and ``delta = 0`` gives ``2/3 |beta|^{3/2}``. ``Z + delta`` is
-    formed as ``4|beta|^2/(Z - delta)`` when ``delta < 0`` (no cancellation).
-
-    **Arguments:** `beta` (..., d); `delta` scalar (broadcasts against ``beta[..., 0]``).
-
-    **Returns:** (...) the potential.
-    """
-    dtype = float_dtype_of(beta, delta)
-    beta = as_float(beta, "beta", dtype)
-    if beta.ndim < 1:
-        raise ValueError(f"`beta` must have shape (..., d); got a scalar {beta}.")
-    delta = as_float(delta, "delta", dtype)
-    if is_concrete((beta, delta)):
-        with np.errstate(over="ignore", invalid="ignore"):
-            b, dl = np.asarray(beta), np.asarray(delta)
-            check_overflow(
-                f"`beta` and `delta` are too large for {dtype}: delta^2 + 4 |beta|^2 overflows.",
-                dl * dl + 4 * np.sum(b * b, axis=-1),
-            )
-    r2 = jnp.sum(beta * beta, axis=-1)
-    Z = jnp.sqrt(delta * delta + 4 * r2)
-    neg = delta < 0
-    zpd = jnp.where(neg, 4 * r2 / jnp.where(neg, Z - delta, 1.0), Z + delta)  # Z - delta > 0 there
-    return (Z - 2 * delta) * jnp.sqrt(zpd / 2) / 3
-
-
-def single_neuron_implicit_bias(
-    a0, w0: Float[ArrayLike, " d"], task: Task, *, eta_a=1.0, eta_w=1.0, a_sign=None
-) -> Float[Array, " d"]:
-    r"""Limit ``beta_inf`` of gradient flow of ``f(x) = a w.x`` on a task with singular ``Sxx``.
-
-    Kunin et al. (2024): ``beta_inf = argmin_{Sxx beta = Sxy} Phi_delta(beta) -
-    grad Phi_delta(beta0).beta`` (:func:`single_neuron_potential`; rates enter as
-    ``delta/sqrt(eta_a eta_w)``). Because ``P_N w`` (``N = null Sxx``) never moves and
-    ``(a, P_R w)`` is a single neuron on the range with imbalance ``delta_R = delta + eta_a
-    |P_N w0|^2``, the minimiser is explicit (module docstring):
-
-        beta_inf = beta*_R + a_inf P_N w0,  a_inf = sigma sqrt(p_R/eta_w),  beta*_R = Sxx^+ Sxy,
-        p_R = (delta_R + sqrt(delta_R^2 + 4 eta_a eta_w |beta*_R|^2)) / 2.
-
-    ``sigma`` is the sign of ``a(inf)``. The variational formula assumes ``sigma = sgn a0``; when
-    ``a`` crosses zero (possible only if ``delta_R < 0``) the limit minimises
-    ``Phi + grad Phi(beta0).beta`` instead. Where ``Sxx`` is a multiple of a projection (whitened
-    on its range; every rank-1 ``Sxx`` is), the range dynamics is the whitened single neuron and is
-    solved exactly (:func:`single_neuron` at ``t = inf``): ``sigma``, crossings and saddle starts
-    are all exact. For any other ``Sxx``, ``sigma`` is not a closed-form quantity; Kunin et al.'s
-    hypothesis ``sigma = sgn a0`` (``sgn(w0.Sxy)`` if ``a0 = 0``) is used unless `a_sign` gives it.
-    It is guaranteed when ``delta_R >= 0``.
-
-    Limits: ``delta -> +inf`` gives the Euclidean projection of ``beta0`` onto the solution set;
-    ``delta -> -inf`` gives ``beta*_R + sigma (|beta*_R|/|P_R w0|) P_N w0``, the rescaled ``beta0``
-    when ``P_R w0`` is parallel to ``beta*_R`` (e.g. rank 1).
-
-    **Arguments:**
-    - `a0`: scalar; `w0`: (d,) initial weights.
-    - `task`: a :class:`~linsolve.Task` with ``d_out = 1``; ``Sxx`` symmetric positive
-      semi-definite (singular allowed) and ``Sxy = Syx^T`` in its range (else the loss is
-      unbounded below and there is no limit).
-    - `eta_a`, `eta_w`: positive rates.
-    - `a_sign`: optional sign (+1 or -1) of ``a(inf)``, used when ``Sxx`` is not a multiple of a
-      projection (ignored otherwise).
-
-    **Returns:** (d,) the limit ``beta_inf``.
-
-    Reference: Kunin et al. (2024), NeurIPS; mirror-flow
-    view after Azulay et al. (2021).
-    """
-    if not isinstance(task, Task):
-        raise ValueError(f"`task` must be a linsolve.Task; got {type(task).__name__}.")
-    if task.d_out != 1:
-        raise ValueError(f"`task` must have d_out = 1 (one output); got d_out = {task.d_out}.")
-    if a_sign not in (None, 1, -1):
-        raise ValueError(f"`a_sign` must be None, 1 or -1; got {a_sign!r}.")
-    dtype = float_dtype_of(a0, w0, task.Sxx, eta_a, eta_w)
-    a0 = as_scalar("a0", a0, dtype, positive=False)
-    w0 = as_float(w0, "w0", dtype, ndim=1)
-    if w0.shape != (task.d_in,):
-        raise ValueError(f"`w0` must have shape (d_in,)=({task.d_in},); got {tuple(w0.shape)}.")
-    eta_a = as_scalar("eta_a", eta_a, dtype)
-    eta_w = as_scalar("eta_w", eta_w, dtype)
-    Sxx = as_float(task.Sxx, "task.Sxx", dtype)
-    b = as_float(task.Syx, "task.Syx", dtype)[0]
-    if is_concrete(Sxx) and is_concrete(b):
-        _check_task(np.asarray(Sxx, np.float64), np.asarray(b, np.float64), float(
-            jnp.finfo(dtype).eps))
-    sign = jnp.asarray(0 if a_sign is None else a_sign, dtype)
-    return _implicit_bias(a0, w0, Sxx, b, eta_a, eta_w, sign)
-
-
-def _range_mask(evals, eps):
-    top = jnp.max(jnp.abs(evals))
-    return evals > 100 * evals.shape[-1] * eps * top, top
-
-
-def _check_task(Sxx, b, eps):
-    d = Sxx.shape[0]
-    evals, evecs = np.linalg.eigh(0.5 * (Sxx + Sxx.T))
-    top = max(float(np.max(np.abs(evals))), 1e-300)
-    asym = float(np.max(np.abs(Sxx - Sxx.T)))
-    if asym > 1e3 * eps * top:
-        raise ValueError(f"`task.Sxx` must be symmetric; got max |Sxx - Sxx^T| = {asym:.3g}.")
-    if evals[0] < -1e3 * d * eps * top:
-        raise ValueError(
-            f"`task.Sxx` must be positive semi-definite; got smallest eigenvalue {evals[0]:.3g}."
-        )
-    in_range = evals > 100 * d * eps * top
-    outside = float(np.linalg.norm((evecs.T @ b)[~in_range]))
-    if outside > math.sqrt(eps) * max(float(np.linalg.norm(b)), 1e-300):
-        raise ValueError(
-            "`task.Syx` must lie in the range of `task.Sxx` (otherwise the loss is unbounded "
-            f"below and gradient flow has no limit); got a component of norm {outside:.3g} in its "
-            "null space."
-        )
-
-
-@jax.jit
-def _implicit_bias(a0, w0, Sxx, b, eta_a, eta_w, sign):
-    eps = float(jnp.finfo(w0.dtype).eps)
-    evals, evecs = jnp.linalg.eigh(0.5 * (Sxx + Sxx.T))
-    in_range, top = _range_mask(evals, eps)
-    safe = jnp.where(in_range, evals, 1.0)
-    beta_R = evecs @ jnp.where(in_range, (evecs.T @ b) / safe, 0.0)
-    w_R = evecs @ jnp.where(in_range, evecs.T @ w0, 0.0)
-    w_N = w0 - w_R
-    # Sxx = c P_R: the range dynamics is the whitened single neuron with rates c eta.
-    c = jnp.where(top > 0, top, 1.0)
-    low = jnp.min(jnp.where(in_range, evals, top))
-    white = (top - low) <= math.sqrt(eps) * top
-    a_w, w_w = _solve(jnp.asarray(jnp.inf, w0.dtype), a0, w_R, beta_R, c * eta_a, c * eta_w)
-    beta_white = a_w * (w_w + w_N)
-    # Any other Sxx: a ends with the sign `sign`, else the one it starts with (or first takes).
-    delta_R = eta_w * a0 * a0 - eta_a * jnp.dot(w_R, w_R)
-    _, p_R, _ = _exponents(delta_R, eta_a * eta_w * jnp.dot(beta_R, beta_R))
-    sigma = jnp.where(a0 != 0, jnp.sign(a0), jnp.sign(jnp.dot(w0, b)))
-    sigma = jnp.where(sign != 0, sign, sigma)
-    a_gen = sigma * jnp.sqrt(p_R / eta_w)
-    beta_gen = jnp.where(sigma == 0, jnp.zeros_like(w0), beta_R + a_gen * w_N)
-    return jnp.where(white, beta_white, beta_gen)
+# The implicit-bias half of the family lives in its own module (re-exported here).
+from ._single_neuron_implicit_bias import (  # noqa: E402
+    single_neuron_implicit_bias,
+    single_neuron_potential,
+)

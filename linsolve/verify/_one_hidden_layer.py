@@ -6,6 +6,10 @@ The closed form :func:`linsolve.exact._one_hidden_layer.one_hidden_layer` is com
 ``tasks.scalar(s, m2)``. Cases of different widths share one compilation: a width-d case is padded
 with zero neurons to width :data:`D_MAX` (a zero neuron ``u_i = w_i = 0`` never moves, so the padded
 flow is exactly the width-d flow), and the simulation is vmapped over chunks of :data:`CHUNK` cases.
+
+Weight decay (``exact._one_hidden_layer_decay``): its exact case (equal rates, ``u0 = +-w0``) is
+checked the same way by :func:`compare_decay` against ``gradient_flow(..., weight_decay=gamma)``
+(gamma in [0, 0.5], m2 in [0.3, 3]); :func:`check` reports both sets of cases together.
 """
 
 from __future__ import annotations
@@ -24,7 +28,17 @@ from ..simulate._common import CONVERGED
 from ..tasks import scalar
 from ._core import Check, rel_error
 
-__all__ = ["Case", "draw_cases", "simulate_cases", "closed_cases", "compare", "check"]
+__all__ = [
+    "Case",
+    "DecayCase",
+    "draw_cases",
+    "draw_decay_cases",
+    "simulate_cases",
+    "closed_cases",
+    "compare",
+    "compare_decay",
+    "check",
+]
 
 D_MAX = 16
 CHUNK = 8
@@ -254,8 +268,11 @@ def compare(cases: list[Case]) -> list[dict]:
 
 
 def check(key, draws: int = 20) -> Check:
-    """Closed form vs ``simulate.gradient_flow`` on `draws` random cases (all categories)."""
+    """Closed form vs ``simulate.gradient_flow`` on `draws` random cases (all categories) plus
+    ``max(4, draws // 2)`` weight-decay cases (:func:`draw_decay_cases`)."""
+    key, key_decay = jr.split(key)
     results = compare(draw_cases(key, draws))
+    results += compare_decay(draw_decay_cases(key_decay, max(4, draws // 2)))
     bad = any(r["diverged"] for r in results)
     return Check(
         family="one_hidden_layer",
@@ -265,3 +282,118 @@ def check(key, draws: int = 20) -> Check:
         limits_error=max(r["limits"] for r in results),
         tolerance=1e-8,
     )
+
+
+# --- Weight decay: equal rates, u0 = +-w0 (the exact case). ---
+
+
+class DecayCase(NamedTuple):
+    """A weight-decay case: ``u0 = sign * w0``, one rate ``eta`` for both layers."""
+
+    label: str
+    u0: np.ndarray
+    w0: np.ndarray
+    s: float
+    m2: float
+    kappa: float
+    eta: float
+    gamma: float
+
+    @property
+    def s_eff(self) -> float:
+        F0 = self.kappa * float(self.u0 @ self.w0)
+        return self.s - np.sign(F0) * self.gamma / (self.kappa * self.m2)
+
+
+DECAY_D = 5
+
+
+def draw_decay_cases(key, draws: int) -> list[DecayCase]:
+    """Random exact-case starts: d in {1, 2, 5}, ``u0 = +-w0``, gamma uniform in [0, 0.5]
+    (every fourth case exactly 0, with ``F0 s > 0``), m2 in [0.3, 3]; labels "grows" (``sgn(F0) s_gamma > 0``:
+    F -> s_gamma) and "dies" (decay switches the mode off: F, u, w -> 0). Starts with
+    ``|s_gamma|`` below 0.05 (algebraically slow) are redrawn."""
+    seed = int(jr.randint(key, (), 0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < draws:
+        d = int(rng.choice([1, 2, DECAY_D]))
+        kappa, m2 = _loguniform(rng, 0.3, 3.0), _loguniform(rng, 0.3, 3.0)
+        eta = _loguniform(rng, 0.2, 5.0)
+        gamma = 0.0 if len(cases) % 4 == 3 else float(rng.uniform(0.0, 0.5))
+        s = float(rng.choice([-1.0, 1.0]) * _loguniform(rng, 0.05, 3.0))
+        v = _loguniform(rng, 0.05, 1.0) * rng.standard_normal(d) / np.sqrt(d)
+        sign = float(rng.choice([-1.0, 1.0]))
+        if gamma == 0:  # without decay, F0 s < 0 is the B = 0 saddle (checked by `compare`)
+            s = sign * abs(s)
+        c = DecayCase("", v, sign * v, s, m2, kappa, eta, gamma)
+        if abs(c.s_eff) < 0.05:
+            continue
+        F0 = kappa * float(v @ (sign * v))
+        cases.append(c._replace(label="grows" if np.sign(F0) * c.s_eff > 0 else "dies"))
+    return cases
+
+
+def decay_end_time(c: DecayCase) -> float:
+    """Exact time for F to close all but 1e-8 of the gap to its limit (logistic, target s_gamma)."""
+    F0 = c.kappa * float(c.u0 @ c.w0)
+    F_inf = c.s_eff if np.sign(F0) * c.s_eff > 0 else 0.0
+    F1 = F_inf + 1e-8 * (F0 - F_inf)
+    # The logistic time of exact.mode_time (B = 0) in |F| with target sgn(F0) s_gamma.
+    s, a0, a1 = np.sign(F0) * c.s_eff, abs(F0), abs(F1)
+    return float(np.log(a1 * (s - a0) / (a0 * (s - a1))) / (2 * c.kappa * c.m2 * c.eta * s))
+
+
+def _sim_decay_one(u0, w0, s, m2, kappa, eta, gamma, ts):
+    traj = gradient_flow(
+        (w0[:, None], u0[None, :]), scalar(s=s, m2=m2), ts, lrs=(eta, eta), output_scale=kappa,
+        weight_decay=gamma, rtol=1e-13, atol=1e-15, steady_state=False,
+    )
+    return traj.params[1][:, 0, :], traj.params[0][:, :, 0], (traj.status != CONVERGED)
+
+
+def _closed_decay_one(u0, w0, s, m2, kappa, eta, gamma, ts):
+    t = jnp.concatenate([ts[:-1], jnp.full((1,), jnp.inf, ts.dtype)])
+    return one_hidden_layer(t, u0, w0, s=s, m2=m2, kappa=kappa, eta_u=eta, eta_w=eta,
+                            weight_decay=gamma)
+
+
+_sim_decay_batch = jax.jit(jax.vmap(_sim_decay_one))
+_closed_decay_batch = jax.jit(jax.vmap(_closed_decay_one))
+
+
+def compare_decay(cases: list[DecayCase]) -> list[dict]:
+    """Per weight-decay case: relative errors of every field vs ``gradient_flow(...,
+    weight_decay=gamma)``, drift of ``C(t) = C0 e^{-2 gamma eta t}`` (here 0: u = +-w), limits
+    (``t = 0`` exact; ``t = inf`` vs the simulation at 3 t_end and vs ``F_inf = s_gamma`` or 0)."""
+    rows = [(np.pad(c.u0, (0, DECAY_D - len(c.u0))), np.pad(c.w0, (0, DECAY_D - len(c.w0))),
+             c.s, c.m2, c.kappa, c.eta, c.gamma, decay_end_time(c) * FRACTIONS) for c in cases]
+    rows += [rows[-1]] * (-len(rows) % CHUNK)
+    sims, sols = [], []
+    for batch in _batches(rows):
+        u, w, diverged = _sim_decay_batch(*batch)
+        sol = _closed_decay_batch(*batch)
+        for j in range(CHUNK):
+            sims.append(dict(u=np.asarray(u[j]), w=np.asarray(w[j]), diverged=bool(diverged[j])))
+            sols.append({f: np.asarray(getattr(sol, f)[j]) for f in sol.__dataclass_fields__})
+    results = []
+    for c, sim, sol in zip(cases, sims, sols):
+        d = len(c.u0)
+        su, sw, u, w = sim["u"][:, :d], sim["w"][:, :d], sol["u"][:, :d], sol["w"][:, :d]
+        hc = Case(c.label, c.u0, c.w0, c.s, c.m2, c.kappa, c.eta, c.eta)
+        ref = _observables(su[:-1], sw[:-1], hc)
+        errs = {f: rel_error(sol[f][:-1] if f not in ("u", "w") else
+                             (u if f == "u" else w)[:-1], ref[f]) for f in FIELDS}
+        G = max(np.max(c.eta * np.sum(u * u + w * w, -1)), np.finfo(float).tiny)
+        C = c.eta * (np.einsum("ti,tj->tij", u, u) - np.einsum("ti,tj->tij", w, w))
+        drift = max(np.max(np.abs(C)) / G, np.max(np.abs(sol["c1"])), np.max(np.abs(sol["B"])))
+        F0 = c.kappa * float(c.u0 @ c.w0)
+        lim0 = max(np.max(np.abs(u[0] - c.u0)), np.max(np.abs(w[0] - c.w0)), abs(sol["F"][0] - F0))
+        scale = max(np.max(np.abs(su)), np.max(np.abs(sw)))
+        F_inf = c.s_eff if np.sign(F0) * c.s_eff > 0 else 0.0
+        lim_inf = max(np.max(np.abs(u[-1] - su[-1])), np.max(np.abs(w[-1] - sw[-1]))) / scale
+        lim_inf = max(lim_inf, abs(sol["F"][-1] - F_inf) / max(abs(c.s), abs(F0)))
+        results.append(dict(label=c.label, errors=errs, rel_error=max(errs.values()),
+                            drift=float(drift), limits=float(max(lim0, lim_inf)),
+                            diverged=sim["diverged"], F0=F0, gamma=c.gamma))
+    return results

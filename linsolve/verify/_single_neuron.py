@@ -5,6 +5,11 @@ The closed form :func:`linsolve.exact._single_neuron.single_neuron` is compared 
 ``(W1, W2) = (w0[None, :], [[a0]])``, ``lrs = (eta_w, eta_a)``, on the whitened task
 ``Task(I, beta*[None, :], [[|beta*|^2]])``. All cases have d = :data:`D` and are simulated in
 vmapped chunks of :data:`CHUNK` (one compilation whatever the number of draws).
+
+Weight decay and isotropic input variance (``exact._single_neuron_decay``): the exact case (equal
+rates, balanced start) is checked by :func:`compare_decay` against ``gradient_flow(...,
+weight_decay=gamma)`` on ``Sxx = c I`` (c in [0.3, 3], gamma in [0, 0.5]), the closed form taking
+rates ``c eta``, decay ``gamma / c``; :func:`check` reports both sets of cases together.
 """
 
 from __future__ import annotations
@@ -22,7 +27,18 @@ from ..simulate._common import CONVERGED
 from ..tasks import Task
 from ._core import Check, rel_error
 
-__all__ = ["Case", "draw_cases", "end_times", "simulate_cases", "closed_cases", "compare", "check"]
+__all__ = [
+    "Case",
+    "DecayCase",
+    "draw_cases",
+    "draw_decay_cases",
+    "end_times",
+    "simulate_cases",
+    "closed_cases",
+    "compare",
+    "compare_decay",
+    "check",
+]
 
 D = 3
 CHUNK = 8
@@ -209,11 +225,121 @@ def compare(cases: list[Case]) -> dict:
 
 
 def check(key, draws: int = 20) -> Check:
-    """Closed form vs gradient flow on `draws` random cases (:func:`draw_cases`)."""
+    """Closed form vs gradient flow on `draws` random cases (:func:`draw_cases`) plus
+    ``max(4, draws // 2)`` weight-decay cases (:func:`draw_decay_cases`)."""
+    key, key_decay = jr.split(key)
     cases = draw_cases(key, draws)
     res = compare(cases)
-    rel = float(max(np.max(res[f]) for f in FIELDS))
-    if np.any(res["diverged"]):
+    dcases = draw_decay_cases(key_decay, max(4, draws // 2))
+    dres = compare_decay(dcases)
+    rel = float(max(np.max(r[f]) for f in FIELDS for r in (res, dres)))
+    if np.any(res["diverged"]) or np.any(dres["diverged"]):
         rel = float("inf")
-    return Check("single_neuron", len(cases), rel, float(np.max(res["drift"])),
-                 float(np.max(res["limits"])), 1e-8)
+    drift = float(max(np.max(res["drift"]), np.max(dres["drift"])))
+    limits = float(max(np.max(res["limits"]), np.max(dres["limits"])))
+    return Check("single_neuron", len(cases) + len(dcases), rel, drift, limits, 1e-8)
+
+
+# --- Weight decay on Sxx = c I: equal rates, balanced start (the exact case). ---
+
+
+class DecayCase(NamedTuple):
+    """Balanced start ``a0^2 = |w0|^2``, one rate ``eta``, decay ``gamma``, ``Sxx = c I``."""
+
+    label: str
+    a0: float
+    w0: np.ndarray
+    beta_star: np.ndarray
+    eta: float
+    gamma: float
+    variance: float
+
+
+DECAY_CATEGORIES = ("grows", "dies", "beta_zero", "no_decay", "small_init")
+
+
+def draw_decay_cases(key, draws: int) -> list[DecayCase]:
+    """`draws` balanced cases cycling through :data:`DECAY_CATEGORIES`: grows (``|beta*| >
+    gamma/c``: ``beta -> (1 - gamma/(c|beta*|)) beta*``), dies (``|beta*| < gamma/c``: a, w -> 0),
+    beta_zero, no_decay (gamma = 0), small_init (scale 1e-3: a long plateau). gamma uniform in
+    [0, 0.5], c log-uniform in [0.3, 3], eta log-uniform in [0.3, 3]."""
+    seed = int(jr.randint(key, (), 0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < draws:
+        label = DECAY_CATEGORIES[len(cases) % len(DECAY_CATEGORIES)]
+        eta, c = _loguniform(rng, 0.3, 3.0), _loguniform(rng, 0.3, 3.0)
+        gamma = float(rng.uniform(0.0, 0.5)) if label != "no_decay" else 0.0
+        bs = _loguniform(rng, 0.2, 2.0) * _unit(rng)
+        w0 = (_loguniform(rng, 1e-3, 1e-2) if label == "small_init" else
+              _loguniform(rng, 0.2, 1.5)) * _unit(rng)
+        a0 = float(rng.choice([-1.0, 1.0])) * float(np.linalg.norm(w0))
+        if label == "beta_zero":
+            bs = np.zeros(D)
+        margin = np.linalg.norm(bs) - gamma / c
+        if label in ("grows", "small_init") and margin < 0.05:
+            continue
+        if label == "dies" and margin > -0.05:
+            continue
+        cases.append(DecayCase(label, a0, w0, bs, eta, gamma, c))
+    return cases
+
+
+def _decay_columns(cases):
+    rows = [(c.a0, c.w0, c.beta_star, c.eta, c.gamma, c.variance) for c in cases]
+    return [jnp.asarray(np.stack(col)) for col in zip(*rows)]
+
+
+@jax.jit
+def _closed_decay_at(ts, a0, w0, bs, eta, gamma, c):
+    return jax.vmap(lambda t, a, w, b, e, g, v: single_neuron(
+        t, a, w, b, eta_a=v * e, eta_w=v * e, weight_decay=g / v))(ts, a0, w0, bs, eta, gamma, c)
+
+
+def _sim_decay_one(a0, w0, bs, eta, gamma, c, ts):
+    Sxx = c * jnp.eye(D, dtype=w0.dtype)
+    task = Task(Sxx, (Sxx @ bs)[None, :], (bs @ Sxx @ bs).reshape(1, 1))
+    traj = gradient_flow((w0[None, :], a0.reshape(1, 1)), task, ts, lrs=jnp.stack([eta, eta]),
+                         weight_decay=gamma, rtol=1e-12, atol=1e-14, steady_state=False)
+    return traj.params[1][:, 0, 0], traj.params[0][:, 0, :], traj.loss, (traj.status != CONVERGED)
+
+
+_sim_decay_batch = jax.jit(jax.vmap(_sim_decay_one))
+
+
+def compare_decay(cases: list[DecayCase]) -> dict:
+    """As :func:`compare` for weight-decay cases: per-case relative errors of a, w, beta, loss
+    (the simulated task loss is ``c/2 |beta - beta*|^2``), drift of ``delta`` (stays 0) and limits
+    (``t = 0`` exact; ``t = inf`` vs the simulation at 3 t_end and vs the ridge-shrunk target)."""
+    n, cols = len(cases), _decay_columns(cases)
+    grid = np.broadcast_to(_GRID, (n, len(_GRID)))
+    at = _chunked(_closed_decay_at, [jnp.asarray(grid)] + cols, n)
+    scale = np.maximum(np.max(np.abs(at.a), 1), np.max(np.abs(at.w), (1, 2)))
+    gap = np.maximum(np.abs(at.a[:, :-1] - at.a[:, -1:]),
+                     np.max(np.abs(at.w[:, :-1] - at.w[:, -1:]), 2))
+    stays = np.flip(np.cumprod(np.flip(gap <= 1e-9 * scale[:, None], 1), 1), 1).astype(bool)
+    t_end = np.where(stays.any(1), _GRID[np.argmax(stays, 1)], 1e4)
+    ts = t_end[:, None] * FRACTIONS[None, :]
+    a, w, loss, diverged = _chunked(_sim_decay_batch, cols + [jnp.asarray(ts)], n)
+    sol = _chunked(_closed_decay_at, [jnp.asarray(ts)] + cols, n)
+    c = np.array([x.variance for x in cases])
+    sim = dict(a=a, w=w, beta=a[..., None] * w, loss=loss)
+    mine = dict(a=sol.a, w=sol.w, beta=sol.beta, loss=c[:, None] * sol.loss)
+    out = {f: np.array([rel_error(mine[f][i], sim[f][i]) for i in range(n)]) for f in FIELDS}
+    size = np.maximum(np.max(np.abs(sol.a), 1) ** 2, 1e-300)
+    out["drift"] = np.max(np.abs(sol.delta), 1) / (np.array([x.eta for x in cases]) * c * size)
+    limits_t = np.broadcast_to(np.array([0.0] * (len(_GRID) - 1) + [np.inf]), (n, len(_GRID)))
+    at = _chunked(_closed_decay_at, [jnp.asarray(limits_t)] + cols, n)
+    start = np.maximum(np.abs(at.a[:, 0] - cols[0]), np.max(np.abs(at.w[:, 0] - cols[1]), 1))
+    sim_scale = np.maximum(np.max(np.abs(a), 1), np.max(np.abs(w), (1, 2)))
+    end = np.maximum(np.abs(at.a[:, -1] - a[:, -1]), np.max(np.abs(at.w[:, -1] - w[:, -1]), 1))
+    end = np.where(t_end < 1e4, end / np.maximum(sim_scale, 1e-300), 0.0)
+    bs = np.asarray(cols[2])
+    norm = np.linalg.norm(bs, axis=1)
+    shrink = np.maximum(1 - np.array([x.gamma for x in cases]) / (c * np.maximum(norm, 1e-300)), 0)
+    target = np.where((norm > 0)[:, None], shrink[:, None] * bs, 0.0)
+    fixed = np.max(np.abs(at.a[:, -1, None] * at.w[:, -1] - target), 1)
+    out["limits"] = np.maximum.reduce([start, end, fixed])
+    out["diverged"] = diverged
+    out["label"] = np.array([x.label for x in cases])
+    return out
