@@ -249,9 +249,14 @@ def test_float32_smoke(runs):
 def test_errors(getkey):
     task = tasks.teacher(getkey(), 3, 4, jnp.array([2.0, 1.0]))
     W1, W2 = init.lambda_balanced(getkey(), (3, 2, 4), 0.5, 0.5)
-    with pytest.raises(ValueError, match="whitened"):
-        bad = tasks.Task(2.0 * task.Sxx, task.Syx, task.Syy)
+    with pytest.raises(ValueError, match="whitened.*aligned"):  # anisotropic, not aligned
+        O = jnp.linalg.qr(jr.normal(getkey(), (3, 3)))[0]
+        bad = tasks.Task(O @ jnp.diag(jnp.array([1.0, 2.0, 3.0])) @ O.T, task.Syx, task.Syy)
         lambda_balanced(1.0, W1, W2, bad)
+    with pytest.raises(ValueError, match="weight_decay.*lam = 0"):
+        lambda_balanced(1.0, W1, W2, task, weight_decay=0.1)
+    with pytest.raises(ValueError, match="weight_decay"):
+        lambda_balanced(1.0, W1, W2, task, weight_decay=-0.1)
     with pytest.raises(ValueError, match=r"lambda-balanced.*closest lam"):
         lambda_balanced(1.0, W1 * 1.1, W2, task)
     with pytest.raises(ValueError, match="columns"):
@@ -273,4 +278,4 @@ def test_errors(getkey):
 def test_verify_check():
     result = check(jr.PRNGKey(0), draws=DRAWS)
     assert result.passed, result
-    assert result.cases == DRAWS
+    assert result.cases == 2 * DRAWS  # the whitened draws, then the anisotropic/decay ones

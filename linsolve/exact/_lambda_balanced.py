@@ -1,5 +1,26 @@
 r"""Two-layer linear network from a lambda-balanced initialisation: the matrix Riccati solution.
 
+Supported: whitened inputs ``Sxx = I`` (below) for any init, and ``Sxx != I`` for inits aligned
+with the task (decoupled master modes with input variances, :mod:`._lambda_balanced_aligned`).
+(``Sxx = c I`` with a generic init would be exact too, as the whitened flow of ``Syx/c`` with
+``tau/c`` and ``gamma/c``, but is not enabled: it raises like any non-aligned ``Sxx != I``.)
+
+**Why no closed form for anisotropic Sxx and a generic init.** The flow of ``(P, A, B) =
+(W2 W1, W1^T W1, W2 W2^T)`` is still closed, but e.g. ``tau dA/dt = Syx^T P + P^T Syx - Sxx P^T P -
+P^T P Sxx`` and, with the balance ``P^T P = A^2 + lam A``, its quadratic part is
+``-(Sxx A^2 + A^2 Sxx)``; likewise ``tau dP/dt`` contains ``-(B P Sxx + P Sxx A)``. A Riccati
+equation ``dX/dt = F X + X F^T - X M X`` (the form of Braun et al. 2022 / Dominé et al. 2025,
+linearised by ``X = Q Q^T`` with the Fukumizu solution for ``Q``) needs the quadratic term in the
+congruence form ``X M X``; ``Sxx A^2 + A^2 Sxx`` has it only when ``Sxx`` commutes with ``A``
+(``Sxx = c I``, or the aligned case where everything is diagonal in one basis), so for a generic
+init the equation is not Riccati and the linearisation fails.
+
+**Weight decay** ``gamma``: ``d(W2^T W2 - W1 W1^T)/dt = -(2 gamma/tau)(W2^T W2 - W1 W1^T)``, so the
+balance is not conserved (``lam(t) = lam e^{-2 gamma t/tau}``) and ``F`` below becomes
+time-dependent: no closed form for ``lam != 0`` (ValueError). For ``lam = 0`` it stays 0 and the
+decay only adds ``-2 gamma X`` to the right-hand side, ``tau dX/dt = (F - gamma I) X +
+X (F - gamma I) - X^2``: the same solution with ``F - gamma I``.
+
 The network ``f(x) = W2 W1 x`` (``W1`` (h, d_in), ``W2`` (d_out, h)) trains by gradient flow with
 equal rates ``1/tau`` on a task with whitened inputs (``Sxx = I``). The layer-pair law
 ``W2^T W2 - W1 W1^T = lam I`` is conserved, and with ``Q = [W1^T; W2]`` ((d_in + d_out, h)) the
@@ -60,7 +81,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import solve_triangular
 from jaxtyping import Array, ArrayLike, Float
 
 from .._validate import (
@@ -72,6 +92,15 @@ from .._validate import (
     is_concrete,
 )
 from ..tasks import Task
+from ._lambda_balanced_aligned import aligned_basis, aligned_state
+from ._lambda_balanced_riccati import (
+    _check_work,
+    _eigenbasis,
+    _evolve,
+    _fixed_point,
+    _kron,
+    _riccati_F,
+)
 from ._mode import _prepare, check_times
 from ._mode import _solve as _mode_solve
 
@@ -99,156 +128,10 @@ class LambdaBalancedSolution(NamedTuple):
     lam: Float[Array, "*t"]
 
 
-def _riccati_F(Syx, lam):
-    d_out, d_in = Syx.shape
-    dtype = Syx.dtype
-    top = jnp.concatenate([-0.5 * lam * jnp.eye(d_in, dtype=dtype), Syx.T], axis=1)
-    bottom = jnp.concatenate([Syx, 0.5 * lam * jnp.eye(d_out, dtype=dtype)], axis=1)
-    return jnp.concatenate([top, bottom], axis=0)
-
-
-def _chunk_maps(F, delta, max_step):
-    """``E = e^{F delta}`` and ``K = int_0^delta e^{2 F s} ds``, for ``|F| delta <= max_step``.
-
-    Taylor series of ``e^y`` and ``phi1(y) = (e^y - 1)/y`` at ``y = 2 F delta / 2^j`` (``|y| <= 1/2``,
-    degree 16: truncation < 1e-19), then ``j`` doublings ``phi1(2y) = phi1(y) (e^y + 1)/2``,
-    ``e^{2y} = (e^y)^2``; ``K = delta phi1(2 F delta)``. ``j`` is static (from `max_step`), so the
-    map is a fixed sequence of matrix products: cheap to compile and differentiable in both modes.
-    """
-    j = max(1, int(np.ceil(np.log2(4.0 * max_step))))
-    N = F.shape[0]
-    eye = jnp.eye(N, dtype=F.dtype)
-    y = (2.0 * delta / 2.0**j) * F
-    two_eye = jnp.concatenate([eye, eye], axis=1)
-
-    def horner(i, ep):  # ep = [e | phi], k = degree, ..., 1
-        k = (_TAYLOR_DEGREE - i).astype(F.dtype)
-        scale = jnp.concatenate([jnp.full((N,), 1 / k), jnp.full((N,), 1 / (k + 1))])
-        return two_eye + (y @ ep) * scale.astype(F.dtype)
-
-    ep = jax.lax.fori_loop(0, _TAYLOR_DEGREE, horner, two_eye)
-
-    def double(i, ep):  # phi(2y) = phi(y) (e^y + 1)/2, e^{2y} = (e^y)^2
-        e, phi = ep[:, :N], ep[:, N:]
-        return jnp.concatenate([e @ e, phi @ (e + eye) / 2], axis=1)
-
-    ep = jax.lax.fori_loop(0, j - 1, double, ep)
-    E, phi = ep[:, :N], ep[:, N:]
-    phi = phi @ (E + eye) / 2
-    K = delta * phi
-    return 0.5 * (E + E.T), 0.5 * (K + K.T)
-
-
-_TAYLOR_DEGREE = 16
-
-
-def _step(Q, E, K):
-    """Exact flow map over one chunk applied to a factor ``Q`` of ``X``."""
-    h = Q.shape[1]
-    M = jnp.eye(h, dtype=Q.dtype) + Q.T @ K @ Q
-    L = jnp.linalg.cholesky(0.5 * (M + M.T))
-    # Q' = E Q L^{-T}: solve L Y = (E Q)^T for Y = L^{-1} (E Q)^T, then Q' = Y^T.
-    return solve_triangular(L, (E @ Q).T, lower=True).T
-
-
-def _evolve(q, Ft, rho, gaps, max_step, chunks):
-    """``q q^T`` after each cumulative gap (gaps in units of tau): (T, N, N), eigenbasis of F."""
-
-    def segment(q, gap):
-        if chunks is None:
-            n = jnp.maximum(jnp.ceil(jax.lax.stop_gradient(gap) * rho / max_step), 1.0)
-            E, K = _chunk_maps(Ft, gap / n, max_step)
-            q = jax.lax.fori_loop(0, n.astype(jnp.int32), lambda i, q: _step(q, E, K), q)
-        else:
-            delta = gap / chunks
-            E, K = _chunk_maps(Ft, delta, max_step)
-            # The static map is only accurate for rho delta <= max_step: flag violations as NaN.
-            E = jnp.where(rho * delta <= max_step * (1 + 1e-6), E, jnp.nan)
-            q = jax.lax.fori_loop(0, chunks, lambda i, q: _step(q, E, K), q)
-        return q, q @ q.T
-
-    _, X = jax.lax.scan(segment, q, gaps)
-    return X
-
-
-def _eigenbasis(F, Q0):
-    """F's eigenbasis (descending, ties grouped) and a cleaned factor ``q`` of ``U^T X0 U``.
-
-    Returns ``(U, mu, gid, tie, q, Ft, rank)``: ``mu`` the group-mean eigenvalues (exact ties, so
-    ``E`` and ``K`` act as scalars within a group), ``gid`` group ids, ``q`` (N, min(N, h)) with
-    ``q q^T = U^T Q0 Q0^T U`` up to the zeroed parts below, ``Ft = U^T F U`` whose primal is exactly
-    ``diag(mu)`` (so zero rows of ``q`` stay exactly zero: exact saddles are kept) and whose tangent
-    is ``U^T dF U`` (derivatives need no eigenvector derivative), and ``rank`` the number of
-    nonzero columns. Structural zeros, kept exactly by the flow: columns of ``q`` (rotated to the
-    right singular vectors) and rows (eigen-components) below ``eps^(3/4) |q|`` are set to 0.
-    """
-    dtype = F.dtype
-    eps = jnp.finfo(dtype).eps
-    N, h = Q0.shape
-    mu, U = jnp.linalg.eigh(jax.lax.stop_gradient(F))
-    mu, U = mu[::-1], U[:, ::-1]
-    tie = jnp.sqrt(eps) * jnp.maximum(jnp.max(jnp.abs(mu)), jnp.finfo(dtype).tiny)
-    starts = jnp.concatenate([jnp.ones((1,), bool), (mu[:-1] - mu[1:]) > tie])
-    gid = jnp.cumsum(starts) - 1
-    same = gid[:, None] == gid[None, :]
-    mu = jnp.sum(jnp.where(same, mu[None, :], 0.0), axis=1) / jnp.sum(same, axis=1)
-    q = U.T @ Q0
-    tol = _rank_tol(q)
-    # Rotate the (gauge) hidden coordinates to q's right singular vectors; keep min(N, h) columns.
-    _, sq, Vt = jnp.linalg.svd(jax.lax.stop_gradient(q), full_matrices=True)
-    k = min(N, h)
-    col = sq[:k] > tol
-    q = jnp.where(col[None, :], (q @ Vt.T)[:, :k], 0.0)
-    row = jnp.sqrt(jnp.sum(q * q, axis=1, keepdims=True)) > tol
-    q = jnp.where(row, q, 0.0)
-    A = U.T @ F @ U
-    Ft = jnp.diag(mu) + (A - jax.lax.stop_gradient(A))
-    return U, mu, gid, tie, q, Ft, jnp.sum(col)
-
-
-def _rank_tol(q):
-    """Components below ``eps^(3/4) |q|`` count as zero (rounding of an exact saddle)."""
-    eps = jnp.finfo(q.dtype).eps
-    return eps**0.75 * jnp.maximum(jnp.sqrt(jnp.sum(q * q)), jnp.finfo(q.dtype).tiny)
-
-
-def _fixed_point(q, mu, gid, tie, rank):
-    """``lim_{t -> inf} q q^T`` in F's eigenbasis (module docstring): group-wise echelon.
-
-    Group ``g`` (descending) takes ``r_g = min(#nonzero rows in g, coefficient dims left)``
-    directions: the top ``r_g`` left singular vectors of its rows restricted to the coefficients
-    left over. Besides the structural zeros of :func:`_eigenbasis` (which the flow keeps exactly),
-    ``q`` is treated as generic: a saddle that is exact only up to rounding is left (as the
-    floating-point flow, and any simulation, leaves it).
-    """
-    N, k = q.shape
-    dtype = q.dtype
-    nonzero = jnp.any(q != 0, axis=1)
-    idx = jnp.arange(min(N, k))
-
-    def body(carry, g):
-        P_rem, Y, rem = carry
-        member = gid == g
-        mu_g = jnp.max(jnp.where(member, mu, -jnp.inf))
-        r_g = jnp.minimum(jnp.sum(member & nonzero), rem)
-        B = jnp.where(member[:, None], q, 0.0) @ P_rem
-        Ub, sb, Vbt = jnp.linalg.svd(B, full_matrices=False)
-        keep = ((idx < r_g) & (sb > 0)).astype(dtype)
-        Ur, Vr = Ub * keep, Vbt.T * keep
-        Y = Y + jnp.where(mu_g > tie, 2 * mu_g, 0.0) * (Ur @ Ur.T)
-        P_rem = P_rem - Vr @ Vr.T
-        return (P_rem, Y, rem - r_g), None
-
-    P0 = jnp.diag(jnp.any(q != 0, axis=0).astype(dtype))
-    init = (P0, jnp.zeros((N, N), dtype), rank)
-    (_, Y, _), _ = jax.lax.scan(body, init, jnp.arange(N))
-    return Y
-
-
-def _validate(W1, W2, task, tau, tol, t):
+def _validate(W1, W2, task, tau, tol, t, weight_decay=0.0):
     if not isinstance(task, Task):
         raise ValueError(f"`task` must be a linsolve.Task; got {type(task).__name__}.")
-    dtype = float_dtype_of(W1, W2, task.Syx, tau, t)
+    dtype = float_dtype_of(W1, W2, task.Syx, tau, t, weight_decay)
     W1 = as_float(W1, "W1", dtype)
     W2 = as_float(W2, "W2", dtype)
     if W1.ndim != 2 or W2.ndim != 2:
@@ -274,14 +157,22 @@ def _validate(W1, W2, task, tau, tol, t):
     if tol is not None:
         as_scalar("tol", tol, dtype)
     tol = np.sqrt(eps) if tol is None else float(tol)
+    if not is_concrete(weight_decay):
+        raise ValueError("`weight_decay` must be concrete (it selects the supported case).")
+    gamma = np.asarray(weight_decay)
+    if gamma.dtype == np.bool_ or not np.issubdtype(gamma.dtype, np.number) or np.iscomplexobj(
+        gamma
+    ):
+        raise ValueError(f"`weight_decay` must be a real number; got dtype {gamma.dtype}.")
+    if gamma.ndim != 0:
+        raise ValueError(f"`weight_decay` must be a scalar; got shape {tuple(gamma.shape)}.")
+    gamma = float(gamma)
+    if not (np.isfinite(gamma) and gamma >= 0):
+        raise ValueError(f"`weight_decay` must be finite and non-negative; got {gamma}.")
+    white = True  # a traced Sxx is taken to be I (unchecked)
     if is_concrete(task.Sxx):
         Sxx = np.asarray(task.Sxx, dtype=np.float64)
-        err = float(np.max(np.abs(Sxx - np.eye(d_in))))
-        if not err <= tol:
-            raise ValueError(
-                f"`task` must have whitened inputs (Sxx = I); got max |Sxx - I| = {err:.3g} "
-                f"(tolerance {tol:.3g}). Whiten the inputs, e.g. tasks.teacher(..., whiten=True)."
-            )
+        white = float(np.max(np.abs(Sxx - np.eye(d_in)))) <= tol  # else: aligned inits only
     if is_concrete((W1, W2)):
         A, B = np.asarray(W1, np.float64), np.asarray(W2, np.float64)
         G1, G2 = A @ A.T, B.T @ B
@@ -296,27 +187,20 @@ def _validate(W1, W2, task, tau, tol, t):
                 f"{tol:.3g}). Use linsolve.init.lambda_balanced to build such an init."
             )
     lam = jnp.trace(W2.T @ W2 - W1 @ W1.T) / h
-    return W1, W2, Syx, tau, lam
-
-
-_MAX_CHUNKS = 20_000_000
-
-
-def _check_work(t, Syx, lam, tau, max_step):
-    """Refuse requests whose chunk count (``~ max(t) max|eig F| / (tau max_step)``) is absurd."""
-    finite = t[np.isfinite(t)]
-    if finite.size == 0:
-        return
-    d_out, d_in = Syx.shape
-    F = np.block([[-lam / 2 * np.eye(d_in), Syx.T], [Syx, lam / 2 * np.eye(d_out)]])
-    rho = float(np.max(np.abs(np.linalg.eigvalsh(F))))
-    work = float(np.max(finite)) * rho / (tau * max_step)
-    if work > _MAX_CHUNKS:
-        raise ValueError(
-            f"`t` up to {np.max(finite):.3g} with `tau` = {tau:.3g} needs ~{work:.3g} chunk updates "
-            f"(max|eig F| = {rho:.3g}); the limit {_MAX_CHUNKS:.0e} guards against hours of "
-            "work. Use t = inf for the fixed point, or a larger `max_step`."
-        )
+    if gamma > 0:
+        if not is_concrete((W1, W2)):
+            raise ValueError("`weight_decay` > 0 needs concrete `W1`, `W2` (to check lam = 0).")
+        G1, G2 = np.asarray(W1 @ W1.T, np.float64), np.asarray(W2.T @ W2, np.float64)
+        scale = max(float(np.max(np.abs(G1))), float(np.max(np.abs(G2))), np.finfo(float).tiny)
+        if not abs(float(lam)) <= tol * scale:
+            raise ValueError(
+                f"`weight_decay` > 0 is only supported for balanced inits (lam = 0); got lam = "
+                f"{float(lam):.6g}. With weight decay the balance is not conserved "
+                "(W2^T W2 - W1 W1^T = lam e^{-2 gamma t/tau} I), so the Riccati matrix F(t) is "
+                "time-dependent and the flow has no closed form."
+            )
+        lam = jnp.zeros((), dtype)
+    return W1, W2, Syx, tau, lam, gamma, white, tol
 
 
 def lambda_balanced(
@@ -329,6 +213,7 @@ def lambda_balanced(
     max_step: float = 1.0,
     chunks: int | None = None,
     tol: float | None = None,
+    weight_decay=0.0,
 ) -> LambdaBalancedSolution:
     r"""Exact gradient flow of ``W2 W1`` from a lambda-balanced init, whitened inputs, rates 1/tau.
 
@@ -342,12 +227,21 @@ def lambda_balanced(
     ``lam`` (including 0), ``d_in != d_out``, any hidden width (including h > d_in + d_out and
     rank-deficient inits) and singular ``F``; no alignment with the task is needed.
 
+    Non-whitened ``Sxx = V diag(v) V^T`` sharing its eigenvectors with the right singular vectors
+    of ``Syx = U diag(s) V^T``: only for inits decoupled in that basis (``W1 = R diag(w1) V^T``,
+    ``W2 = U diag(w2) R^T``, detected within `tol`), where each mode ``a = w1 w2`` is
+    ``exact.mode(t, F0=a0, s=s_a, k=1/tau, A=2, B=|lam|, variance=v_a, weight_decay=gamma)``;
+    other inits with ``Sxx != I`` raise ValueError (no closed form: module docstring).
+    Weight decay ``gamma``: only for ``lam = 0`` (the balance decays otherwise; ValueError), via
+    ``F - gamma I``.
+
     **Arguments:**
     - `t`: times >= 0 of any shape (``inf`` allowed); the results gain these leading axes.
       ``t = 0`` returns the initial grams and product exactly, ``t = inf`` the limit of ``X(t)``.
     - `W1`: (h, d_in) first layer; `W2`: (d_out, h) second layer, with
       ``W2^T W2 - W1 W1^T = lam I`` (checked when concrete; ``lam`` is read off as the mean diagonal).
-    - `task`: a :class:`~linsolve.Task` with ``Sxx = I`` (checked when concrete).
+    - `task`: a :class:`~linsolve.Task` with ``Sxx = I``, or any ``Sxx`` aligned with the init
+      (checked when concrete; a traced ``Sxx`` is taken to be ``I``).
     - `tau`: time constant, rates ``eta = 1/tau`` on both layers (> 0).
     - `max_step`: bound on ``max|eig F| delta / tau`` per chunk (accuracy knob; the usual
       bound is 4, the default 1 keeps each chunk's Cholesky factor well conditioned).
@@ -355,7 +249,10 @@ def lambda_balanced(
       many chunks as `max_step` needs (a dynamic loop: jit, vmap and forward-mode AD work, reverse
       mode does not). An int uses exactly that many chunks per interval (a static loop, so
       ``jax.grad`` works); it is then up to the caller that the intervals are short enough.
-    - `tol`: relative tolerance of the whitening and balance checks (default ``sqrt(eps)``).
+    - `tol`: relative tolerance of the whitening, alignment and balance checks (default
+      ``sqrt(eps)``).
+    - `weight_decay`: ``gamma >= 0`` on both layers (concrete scalar); ``> 0`` needs ``lam = 0``.
+      The returned `loss` is ``task.loss(W2 W1)`` (without the penalty).
 
     **Returns:** a :class:`LambdaBalancedSolution` (``product``, ``input_gram``, ``output_gram``,
     ``ntk``, ``loss``, ``lam``).
@@ -365,9 +262,9 @@ def lambda_balanced(
     ``sgn(d_out - d_in) lam/2``. For times long after convergence use ``t = inf``.
 
     References: Fukumizu (1998); Braun, Dominé, Fitzgerald & Saxe (NeurIPS 2022); Dominé et al.
-    (ICLR 2025, arXiv 2409.14623).
+    (ICLR 2025, arXiv 2409.14623); Saxe, McClelland & Ganguli (2014) for the decoupled modes.
     """
-    W1, W2, Syx, tau, lam = _validate(W1, W2, task, tau, tol, t)
+    W1, W2, Syx, tau, lam, gamma, white, tol = _validate(W1, W2, task, tau, tol, t, weight_decay)
     if chunks is not None and (
         isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1
     ):
@@ -377,23 +274,75 @@ def lambda_balanced(
     ):
         raise ValueError(f"`max_step` must be a finite positive number; got {max_step!r}.")
     t = check_times(t, "t", W1.dtype)
+    Syy = task.Syy.astype(W1.dtype)
+    if not white:
+        return _aligned(t, W1, W2, task, tau, lam, gamma, tol)
     need_inf = (not is_concrete(t)) or bool(np.any(np.isinf(np.asarray(t))))
     if chunks is None and is_concrete((t, Syx, lam, tau)):
         _check_work(np.asarray(t, np.float64), np.asarray(Syx, np.float64), float(lam),
                     float(tau), max_step)
-    out = _solve(t.reshape(-1), W1, W2, Syx, task.Syy.astype(W1.dtype), tau, lam,
-                 float(max_step), None if chunks is None else int(chunks), need_inf)
+    out = _solve(t.reshape(-1), W1, W2, Syx, Syy, tau, lam,
+                 float(max_step), None if chunks is None else int(chunks), need_inf, gamma)
     out = jax.tree_util.tree_map(lambda x: x.reshape(t.shape + x.shape[1:]), out)
     return out
 
 
+def _aligned(t, W1, W2, task, tau, lam, gamma, tol):
+    """Anisotropic ``Sxx``: the decoupled master modes (``_lambda_balanced_aligned``)."""
+    if not is_concrete((W1, W2, task.Syx, lam)):
+        raise ValueError(
+            "`task` has non-whitened inputs (Sxx != I): this needs concrete `W1`, `W2` and "
+            "`task` (the alignment of the init with the task is checked on the host)."
+        )
+    basis, residual = aligned_basis(task.Syx, task.Sxx, W1, W2, tol)
+    if basis is None:
+        raise ValueError(
+            "`task` must have whitened inputs (Sxx = I) for a general lambda-balanced init; "
+            "with Sxx != I only aligned inits are supported "
+            "(Sxx sharing its eigenvectors with the right singular vectors V of Syx = U S V^T, and "
+            "W1 = R diag(w1) V^T, W2 = U diag(w2) R^T decoupled in that basis). Got a "
+            f"misalignment of {residual:.3g} (relative; tolerance {tol:.3g}). Whiten the inputs "
+            "(e.g. tasks.teacher(..., whiten=True)) or use an aligned init."
+        )
+    if bool(np.any(basis["live"] & (basis["var"] <= 0))):
+        raise ValueError("`task.Sxx` must be positive on the directions of the network's modes.")
+    dtype = W1.dtype
+    flat = t.reshape(-1)
+    P, A, B = aligned_state(flat, basis, float(lam), tau, gamma, dtype)
+    zero = (flat == 0)[:, None, None]
+    P = jnp.where(zero, W2 @ W1, P)
+    A = jnp.where(zero, W1.T @ W1, A)
+    B = jnp.where(zero, W2 @ W2.T, B)
+    out = _assemble(P, A, B, tau, task.Syx.astype(dtype), task.Sxx.astype(dtype),
+                    task.Syy.astype(dtype), lam, flat.shape)
+    return jax.tree_util.tree_map(lambda x: x.reshape(t.shape + x.shape[1:]), out)
+
+
+def _assemble(product, input_gram, output_gram, tau, Syx, Sxx, Syy, lam, shape):
+    """The solution tuple from ``(W2 W1, W1^T W1, W2 W2^T)`` (time axis first)."""
+    dtype = product.dtype
+    d_out, d_in = product.shape[-2:]
+    eye_in, eye_out = jnp.eye(d_in, dtype=dtype), jnp.eye(d_out, dtype=dtype)
+    ntk = (_kron(jnp.broadcast_to(eye_out, output_gram.shape), input_gram)
+           + _kron(output_gram, jnp.broadcast_to(eye_in, input_gram.shape))) / tau
+    if Sxx is None:  # task.loss(P) with Sxx = I: 1/2 tr Syy - tr(Syx P^T) + 1/2 tr(P P^T).
+        loss = 0.5 * jnp.trace(Syy) + jnp.sum(product * (0.5 * product - Syx), axis=(-2, -1))
+    else:
+        loss = (0.5 * jnp.trace(Syy) - jnp.sum(product * Syx, axis=(-2, -1))
+                + 0.5 * jnp.sum((product @ Sxx) * product, axis=(-2, -1)))
+    return LambdaBalancedSolution(
+        product, input_gram, output_gram, ntk, loss, jnp.broadcast_to(lam, shape)
+    )
+
+
 @partial(jax.jit, static_argnums=(7, 8, 9))
-def _solve(flat, W1, W2, Syx, Syy, tau, lam, max_step, chunks, need_inf):
+def _solve(flat, W1, W2, Syx, Syy, tau, lam, max_step, chunks, need_inf, gamma):
     dtype = W1.dtype
     h, d_in = W1.shape
     d_out = W2.shape[0]
     N = d_in + d_out
-    F = _riccati_F(Syx, lam)
+    # Weight decay (lam = 0 only): tau dX/dt = (F - gamma I) X + X (F - gamma I) - X^2.
+    F = _riccati_F(Syx, lam) - gamma * jnp.eye(N, dtype=dtype)
     Q0 = jnp.concatenate([W1.T, W2], axis=0)
     U, mu, gid, tie, q, Ft, rank = _eigenbasis(F, Q0)
     rho = jax.lax.stop_gradient(jnp.max(jnp.abs(mu)))
@@ -420,26 +369,11 @@ def _solve(flat, W1, W2, Syx, Syy, tau, lam, max_step, chunks, need_inf):
     product = X[:, d_in:, :d_in]
     input_gram = X[:, :d_in, :d_in]
     output_gram = X[:, d_in:, d_in:]
-    eye_in, eye_out = jnp.eye(d_in, dtype=dtype), jnp.eye(d_out, dtype=dtype)
-    ntk = (_kron(jnp.broadcast_to(eye_out, output_gram.shape), input_gram)
-           + _kron(output_gram, jnp.broadcast_to(eye_in, input_gram.shape))) / tau
-    # task.loss(P) with Sxx = I: 1/2 tr Syy - tr(Syx P^T) + 1/2 tr(P P^T).
-    loss = 0.5 * jnp.trace(Syy) + jnp.sum(product * (0.5 * product - Syx), axis=(-2, -1))
-    return LambdaBalancedSolution(
-        product, input_gram, output_gram, ntk, loss, jnp.broadcast_to(lam, flat.shape)
-    )
-
-
-def _kron(A, B):
-    """Batched Kronecker product over leading axes: (..., a, b) (x) (..., c, d) -> (..., ac, bd)."""
-    a, b = A.shape[-2:]
-    c, d = B.shape[-2:]
-    out = A[..., :, None, :, None] * B[..., None, :, None, :]
-    return out.reshape(A.shape[:-2] + (a * c, b * d))
+    return _assemble(product, input_gram, output_gram, tau, Syx, None, Syy, lam, flat.shape)
 
 
 def lambda_balanced_mode(
-    t: Float[ArrayLike, "*t"], *, a0, s, lam, tau=1.0
+    t: Float[ArrayLike, "*t"], *, a0, s, lam, tau=1.0, variance=1.0, weight_decay=0.0
 ) -> Float[Array, "*t"]:
     r"""Strength of one aligned lambda-balanced mode: ``tau da/dt = sqrt(lam^2 + 4 a^2) (s - a)``.
 
@@ -449,15 +383,19 @@ def lambda_balanced_mode(
     ``lam = 0`` is Saxe's logistic law, ``|lam| -> inf`` the shallow law ``s + (a0 - s) e^{-|lam| t/tau}``.
 
     **Arguments:** `t` times >= 0 (any shape); `a0` initial strength; `s` the task's singular value;
-    `lam` the balance (finite, any sign); `tau` > 0. Inputs are promoted to their widest
+    `lam` the balance (finite, any sign); `tau` > 0; `variance` > 0 the mode's input variance
+    (``tau da/dt = sqrt(lam^2 + 4a^2)(s - variance a)``); `weight_decay` ``gamma >= 0``, only with
+    ``lam = 0`` (``tau da/dt = 2|a|(s - variance a) - 2 gamma a``; see :func:`mode`). Inputs are
+    promoted to their widest
     floating dtype. **Returns:** ``a(t)``, broadcast over the inputs.
     """
-    dtype = float_dtype_of(t, a0, s, lam, tau)
+    dtype = float_dtype_of(t, a0, s, lam, tau, variance, weight_decay)
     tau = as_float(tau, "tau", dtype)
     check_positive("tau", tau)
     k = 1.0 / tau
     check_overflow(f"`tau` is too small for {dtype}: 1/tau overflows.", k)
     B = jnp.abs(as_float(lam, "lam", dtype))
     names = {"F0": "a0", "k": "tau", "B": "lam"}
-    t, p = _prepare(t, a0, s, k, jnp.asarray(2.0, dtype), B, names=names)
+    t, p = _prepare(t, a0, s, k, jnp.asarray(2.0, dtype), B, names=names, variance=variance,
+                    weight_decay=weight_decay)
     return _mode_solve(t, **p)[0]

@@ -25,6 +25,26 @@ decaying exponential ``e`` appears, so nothing overflows at large ``k t``. The e
 **B = 0** (Saxe's logistic law): ``dF/dt = -kA|F|(F - s)``. With ``sigma = sgn F0`` and
 ``x = kA sigma s t``, ``sigma F(t) = |F0| e^x / (1 + |F0| kA t expm1(x)/x)`` (``x <= 0``; divide
 through by ``e^x`` for ``x > 0``). F never changes sign; F0 = 0 is a fixed point.
+
+**Input variance and weight decay.** The mode is the width-one network ``F = u w`` trained with
+equal rates ``eta = k A / 2`` on ``L = 1/2 v F^2 - s F + (gamma/2)(u^2 + w^2)`` (``v`` the input
+variance, ``s`` the input-output covariance, ``gamma`` the weight decay), with ``B = (A/2)
+|u^2 - w^2|``. Since ``u^2 + w^2 = sqrt((u^2 - w^2)^2 + 4 F^2)``,
+
+    dF/dt = -k [(v F - s) sqrt(B^2 + A^2 F^2) + gamma A F],   d(u^2 - w^2)/dt = -k A gamma (u^2 - w^2).
+
+*Variance (any B, gamma = 0)*: ``(v F - s) = v (F - s/v)``, so it is the plain mode with
+``k -> k v``, ``s -> s/v`` (the fixed point is ``s/v``); time and rapidity likewise.
+*Weight decay, B = 0 (balanced)*: ``sqrt(A^2 F^2) = A|F|`` and ``gamma A F = gamma A sgn(F) |F|``,
+so ``dF/dt = -k A v |F| (F - (s - sgn(F) gamma)/v)``: Saxe's logistic law with ``k -> k v`` and the
+shifted target ``s -> (s - sgn(F0) gamma)/v`` (F keeps its sign); ``F -> 0`` when
+``sgn(F0) s <= gamma`` (the decay wins). In the two-layer notation ``a = b``, ``F = a b``,
+``da/dt = b (s - v a b) - gamma a`` gives exactly this with ``k = 1``, ``A = 2``.
+*Weight decay, B > 0*: not supported (ValueError). The imbalance is no longer conserved: it decays
+like ``B e^{-k A gamma t}``, so the reduced equation for F is non-autonomous. (In ``P = (u+w)^2``,
+``Q = (u-w)^2`` it is a Riccati equation ``dP/dt = c1 P + c2 P^2 + c3 e^{-2 k A gamma t}`` whose
+linearisation is a modified Bessel equation of non-integer order; no elementary closed form, and
+the Bessel functions of real order it would need are not available in JAX.)
 """
 
 from __future__ import annotations
@@ -46,14 +66,17 @@ from .._validate import (
 __all__ = ["mode", "mode_time", "mode_rapidity"]
 
 
-def _prepare(t, F0, s, k, A, B, *, t_name="t", names=None):
+def _prepare(t, F0, s, k, A, B, *, t_name="t", names=None, variance=None, weight_decay=None):
     """Validated ``t`` and parameters in their widest floating dtype.
 
     `names` maps the internal names (F0, s, k, A, B) to the caller's argument names for the
     error messages (e.g. ``lambda_balanced_mode`` calls ``F0`` `a0` and ``B`` `lam`).
+    With `variance` ``v`` / `weight_decay` ``gamma`` given, the returned ``k`` and ``s`` are the
+    effective ones of the equivalent plain mode (module docstring): ``k v`` and
+    ``(s - sgn(F0) gamma) / v``.
     """
     names = {"F0": "F0", "s": "s", "k": "k", "A": "A", "B": "B", **(names or {})}
-    dtype = float_dtype_of(t, F0, s, k, A, B)
+    dtype = float_dtype_of(t, F0, s, k, A, B, *(x for x in (variance, weight_decay) if x is not None))
     args = {
         name: as_float(value, names[name], dtype)
         for name, value in (("F0", F0), ("s", s), ("k", k), ("A", A), ("B", B))
@@ -62,8 +85,53 @@ def _prepare(t, F0, s, k, A, B, *, t_name="t", names=None):
     check_positive(names["A"], args["A"])
     check_positive(names["B"], args["B"], strict=False)
     t = check_times(t, t_name, dtype)
+    if not _plain(variance, weight_decay):
+        args = _effective(args, 1.0 if variance is None else variance,
+                          0.0 if weight_decay is None else weight_decay, names, dtype, B)
     _check_range(args, names, dtype)
     return t, args
+
+
+def _plain(variance, weight_decay) -> bool:
+    """Defaults (checked on the raw inputs, so also under jit): the plain mode, unchanged."""
+    return all(x is None or (is_concrete(x) and np.shape(x) == () and float(np.asarray(x)) == d)
+               for x, d in ((variance, 1.0), (weight_decay, 0.0)))
+
+
+def _effective(p, variance, weight_decay, names, dtype, raw_B):
+    """``k -> k v``, ``s -> (s - sgn(F0) gamma)/v``; weight decay only where ``B = 0``."""
+    v = as_float(variance, "variance", dtype)
+    check_positive("variance", v)
+    no_decay = is_concrete(weight_decay) and bool(np.all(np.asarray(weight_decay) == 0))
+    gamma = as_float(weight_decay, "weight_decay", dtype)
+    check_positive("weight_decay", gamma, strict=False)
+    try:
+        np.broadcast_shapes(*(np.shape(x) for x in (*p.values(), v, gamma)))
+    except ValueError:
+        raise ValueError(
+            "`variance` and `weight_decay` must broadcast against the other parameters; got "
+            f"shapes {np.shape(v)} and {np.shape(gamma)}."
+        ) from None
+    if not no_decay:
+        B = raw_B if is_concrete(raw_B) else p["B"]  # a Python/NumPy B stays concrete under jit
+        if not is_concrete(B):
+            raise ValueError(
+                f"`weight_decay` > 0 needs a concrete `{names['B']}` = 0: with B > 0 the mode has no "
+                "closed form under weight decay (the imbalance B decays, the reduced ODE is "
+                "non-autonomous), so B must be checkable."
+            )
+        bad = np.asarray(B) > 0
+        if is_concrete(weight_decay):
+            bad = bad & (np.asarray(weight_decay) > 0)
+        if bool(np.any(bad)):
+            raise ValueError(
+                f"`weight_decay` > 0 is only supported with `{names['B']}` = 0 (balanced mode): "
+                "with B > 0 the imbalance is not conserved under weight decay (it decays like "
+                "exp(-k A gamma t)), the reduced ODE is non-autonomous and has no elementary "
+                "closed form."
+            )
+    sigma = jnp.where(p["F0"] >= 0, 1.0, -1.0).astype(dtype)
+    return {**p, "k": p["k"] * v, "s": (p["s"] - sigma * gamma) / v}
 
 
 def check_times(t, name, dtype):
@@ -185,15 +253,24 @@ def _solve(t, F0, s, k, A, B):
     return F, rap, jnp.isinf(t)
 
 
-def mode(t: Float[ArrayLike, "*times"], *, F0, s, k, A, B) -> Float[Array, "*times"]:
+def mode(
+    t: Float[ArrayLike, "*times"], *, F0, s, k, A, B, variance=1.0, weight_decay=0.0
+) -> Float[Array, "*times"]:
     r"""Solution ``F(t)`` of ``dF/dt = -k (F - s) sqrt(B^2 + A^2 F^2)`` with ``F(0) = F0``.
+
+    With input variance ``v`` = `variance` and weight decay ``gamma`` = `weight_decay` it solves
+    ``dF/dt = -k [(v F - s) sqrt(B^2 + A^2 F^2) + gamma A F]`` (module docstring, "Input variance
+    and weight decay"): ``k v`` and ``s / v`` for any B; ``gamma > 0`` only with ``B = 0``, where it
+    is the logistic law with target ``(s - sgn(F0) gamma) / v`` (ValueError for B > 0: no closed
+    form).
 
     All signs of ``F0`` and ``s`` (including F crossing zero, ``|F0| > |s|``, ``s = 0``), ``B = 0``
     (logistic) and the lazy limit ``B >> A|s|`` (``F ~ s + (F0 - s) e^{-kBt}``). ``t = 0`` gives F0
     exactly and ``t = inf`` the fixed point (``s``, or 0 when B = 0 and ``F0 s <= 0``).
     Inputs broadcast against each other (times, parameters); works under jit, vmap and grad.
 
-    **Arguments:** `t` times >= 0 (any shape); `F0`, `s` real; `k > 0`, `A > 0`, `B >= 0`; all
+    **Arguments:** `t` times >= 0 (any shape); `F0`, `s` real; `k > 0`, `A > 0`, `B >= 0`;
+    `variance > 0`; `weight_decay >= 0` (nonzero only where ``B = 0``; B must then be concrete); all
     finite, promoted to their widest floating dtype. Concrete inputs whose rates overflow the dtype
     (``B^2``, ``(A F0)^2``, ``(A s)^2`` or ``k sqrt(B^2 + A^2 s^2)`` not finite) raise ValueError.
 
@@ -202,17 +279,18 @@ def mode(t: Float[ArrayLike, "*times"], *, F0, s, k, A, B) -> Float[Array, "*tim
     References: Braun et al. (2022), Dominé et al. (2024) for B > 0; Saxe, McClelland & Ganguli
     (2014) for B = 0.
     """
-    t, p = _prepare(t, F0, s, k, A, B)
+    t, p = _prepare(t, F0, s, k, A, B, variance=variance, weight_decay=weight_decay)
     return _solve(t, **p)[0]
 
 
-def mode_rapidity(t, *, F0, s, k, A, B) -> Float[Array, "*times"]:
+def mode_rapidity(t, *, F0, s, k, A, B, variance=1.0, weight_decay=0.0) -> Float[Array, "*times"]:
     """``theta(t) - theta(0)`` with ``F = (B/A) sinh theta`` (for B = 0: ``sgn(F0) ln(F/F0)``).
 
     In the width-d one-dimensional network this is twice the hyperbolic rotation angle ``phi``.
     At ``t = inf`` it is the limit value (``+-inf`` only when B = 0 and F tends to 0).
+    `variance` and `weight_decay` as in :func:`mode`.
     """
-    t, p = _prepare(t, F0, s, k, A, B)
+    t, p = _prepare(t, F0, s, k, A, B, variance=variance, weight_decay=weight_decay)
     F, rap, at_inf = _solve(t, **p)
     B = jnp.broadcast_to(p["B"], F.shape)
     A = jnp.broadcast_to(p["A"], F.shape)
@@ -228,16 +306,18 @@ def mode_rapidity(t, *, F0, s, k, A, B) -> Float[Array, "*times"]:
     return jnp.where(at_inf, lim, rap)
 
 
-def mode_time(F0, F1, *, s, k, A, B) -> Float[Array, ...]:
+def mode_time(F0, F1, *, s, k, A, B, variance=1.0, weight_decay=0.0) -> Float[Array, ...]:
     """Exact time for the mode to go from ``F0`` to ``F1``.
 
     ``t = ln(D(F0)/D(F1)) / (k G(s))`` for B > 0 (Sec. 1); for B = 0 the logistic time
     ``ln[F1 (s - F0) / (F0 (s - F1))] / (kAs)`` (``(1/|F1| - 1/|F0|)/(kA)`` when s = 0).
     Returns ``inf`` when ``F1`` is not reached in finite time (it is the fixed point, lies beyond
-    it, or lies behind ``F0``).
+    it, or lies behind ``F0``). `variance` and `weight_decay` as in :func:`mode` (the formulas
+    with ``k v`` and ``(s - sgn(F0) gamma)/v`` in place of ``k`` and ``s``).
     """
-    dtype = float_dtype_of(F0, F1, s, k, A, B)
-    _, p = _prepare(jnp.zeros((), dtype), F0, s, k, A, B)
+    dtype = float_dtype_of(F0, F1, s, k, A, B, variance, weight_decay)
+    _, p = _prepare(jnp.zeros((), dtype), F0, s, k, A, B, variance=variance,
+                    weight_decay=weight_decay)
     F0, s, k, A, B = p["F0"], p["s"], p["k"], p["A"], p["B"]
     F1 = as_float(F1, "F1", F0.dtype)
     shape = jnp.broadcast_shapes(F0.shape, F1.shape, s.shape, k.shape, A.shape, B.shape)
