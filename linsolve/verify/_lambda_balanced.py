@@ -243,19 +243,22 @@ def _check_anisotropic(key, draws):
     cs = anisotropic_cases(key, draws)
     realised = [realise_anisotropic(c) for c in cs]
     sims = simulate_cases(realised, gammas=[c["gamma"] for c in cs])
-    ts = jnp.asarray(np.concatenate([TS, [np.inf]]))
+    # t = inf against the closed form at t = 1e5: a mode whose target s - gamma is small relaxes
+    # slowly (rate ~ 0.01 leaves 1e-6 at the last save, t = 1e3).
+    ts = jnp.asarray(np.concatenate([TS, [1e5, np.inf]]))
     rel, limits = 0.0, 0.0
     for c, (W1, W2, task, tau), (W1s, W2s) in zip(cs, realised, sims):
         full = lambda_balanced(ts, W1, W2, task, tau=tau, weight_decay=c["gamma"])
-        sol = jax.tree_util.tree_map(lambda x: x[:-1], full)
+        sol = jax.tree_util.tree_map(lambda x: x[: len(TS)], full)
+        late = jax.tree_util.tree_map(lambda x: x[-2], full)
         P, A, B, ntk = observables(W1s, W2s, tau)
         rel = max(rel, rel_error(sol.product, P), rel_error(sol.input_gram, A),
                   rel_error(sol.output_gram, B), rel_error(sol.ntk, ntk),
                   rel_error(sol.loss, task.loss(jnp.asarray(P))))
         limits = max(limits, max_abs((sol.product[0], W2 @ W1), (sol.input_gram[0], W1.T @ W1),
                                      (sol.output_gram[0], W2 @ W2.T)),
-                     rel_error(full.product[-1], sol.product[-1]),
-                     rel_error(full.input_gram[-1], sol.input_gram[-1]))
+                     rel_error(full.product[-1], late.product),
+                     rel_error(full.input_gram[-1], late.input_gram))
     return len(cs), rel, limits
 
 
