@@ -243,9 +243,9 @@ def _check_anisotropic(key, draws):
     cs = anisotropic_cases(key, draws)
     realised = [realise_anisotropic(c) for c in cs]
     sims = simulate_cases(realised, gammas=[c["gamma"] for c in cs])
-    # t = inf against the closed form at t = 1e5: a mode whose target s - gamma is small relaxes
+    # t = inf against the closed form at t = 1e4: a mode whose target s - gamma is small relaxes
     # slowly (rate ~ 0.01 leaves 1e-6 at the last save, t = 1e3).
-    ts = jnp.asarray(np.concatenate([TS, [1e5, np.inf]]))
+    ts = jnp.asarray(np.concatenate([TS, [1e4, np.inf]]))
     rel, limits = 0.0, 0.0
     for c, (W1, W2, task, tau), (W1s, W2s) in zip(cs, realised, sims):
         full = lambda_balanced(ts, W1, W2, task, tau=tau, weight_decay=c["gamma"])
@@ -266,25 +266,27 @@ def check(key, draws: int = 20) -> Check:
     cs = cases(key, draws)
     realised = [realise(c) for c in cs]
     sims = simulate_cases(realised)
-    ts = jnp.asarray(np.concatenate([TS, [np.inf]]))
+    ts = jnp.asarray(np.concatenate([TS, [1e4, np.inf]]))
     rel, drift, limits = 0.0, 0.0, 0.0
     for (W1, W2, task, tau), (W1s, W2s) in zip(realised, sims):
-        full = lambda_balanced(ts, W1, W2, task, tau=tau)  # one call: the curve, then t = inf
-        sol = jax.tree_util.tree_map(lambda x: x[:-1], full)
+        full = lambda_balanced(ts, W1, W2, task, tau=tau)  # one call: the curve, t = 1e4, t = inf
+        sol = jax.tree_util.tree_map(lambda x: x[: len(TS)], full)
+        late = jax.tree_util.tree_map(lambda x: x[-2], full)
         sol_inf = jax.tree_util.tree_map(lambda x: x[-1], full)
         P, A, B, ntk = observables(W1s, W2s, tau)
         rel = max(rel, rel_error(sol.product, P), rel_error(sol.input_gram, A),
                   rel_error(sol.output_gram, B), rel_error(sol.ntk, ntk))
         drift = max(drift, balance_residual(sol))
         # Limits: t = 0 is exactly the initial state; t = inf a fixed point of the Riccati flow,
-        # reached by t = 1e3 unless a mu = 0 direction is left (then it decays like 1/t).
+        # reached by t = 1e4 unless a mu = 0 direction is left (then it decays like 1/t). (The
+        # last save, t = 1e3, is too early for slow exponential modes: 1.6e-3 off on some seeds.)
         limits = max(limits, max_abs((sol.product[0], W2 @ W1), (sol.input_gram[0], W1.T @ W1),
                                      (sol.output_gram[0], W2 @ W2.T)),
                      fixed_point_residual(sol_inf, task))
         if exponential_convergence(W1, task, float(sol.lam[0])):
-            limits = max(limits, rel_error(sol_inf.product, sol.product[-1]),
-                         rel_error(sol_inf.input_gram, sol.input_gram[-1]),
-                         rel_error(sol_inf.output_gram, sol.output_gram[-1]))
+            limits = max(limits, rel_error(sol_inf.product, late.product),
+                         rel_error(sol_inf.input_gram, late.input_gram),
+                         rel_error(sol_inf.output_gram, late.output_gram))
     n_aniso, rel_aniso, limits_aniso = _check_anisotropic(jr.fold_in(key, 1), draws)
     return Check("lambda_balanced", len(cs) + n_aniso, max(rel, rel_aniso), drift,
                  max(limits, limits_aniso), 1e-8)
