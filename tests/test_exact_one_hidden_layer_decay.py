@@ -10,7 +10,7 @@ import pytest
 from linsolve.exact import one_hidden_layer
 from linsolve.verify._one_hidden_layer import (
     FIELDS,
-    DecayCase,
+    Case,
     compare_decay,
     draw_decay_cases,
 )
@@ -18,17 +18,17 @@ from linsolve.verify._one_hidden_layer import (
 TOL = 1e-8
 
 
-def _hand_built() -> list[DecayCase]:
+def _hand_built() -> list[Case]:
     v = np.array([0.3, -0.2, 0.1])
     return [
         # F0 > 0, target survives the shift: F -> s - gamma/(kappa m2).
-        DecayCase("grows", v, v, 1.5, 0.8, 1.3, 0.7, 0.3),
+        Case("grows", v, v, 1.5, 0.8, 1.3, 0.7, 0.7, 0.3),
         # F0 < 0 (u0 = -w0), s < 0: F -> s + gamma/(kappa m2).
-        DecayCase("grows", v, -v, -1.2, 2.0, 0.9, 1.6, 0.45),
+        Case("grows", v, -v, -1.2, 2.0, 0.9, 1.6, 1.6, 0.45),
         # Decay beats the signal: F, u, w -> 0 with s > 0.
-        DecayCase("dies", np.array([0.4]), np.array([0.4]), 0.2, 1.0, 1.0, 1.0, 0.5),
+        Case("dies", np.array([0.4]), np.array([0.4]), 0.2, 1.0, 1.0, 1.0, 1.0, 0.5),
         # Wrong sign: with decay the origin is a stable node.
-        DecayCase("dies", v, v, -0.7, 0.5, 1.1, 2.0, 0.2),
+        Case("dies", v, v, -0.7, 0.5, 1.1, 2.0, 2.0, 0.2),
     ]
 
 

@@ -30,7 +30,6 @@ from ._core import Check, rel_error
 
 __all__ = [
     "Case",
-    "DecayCase",
     "draw_cases",
     "draw_decay_cases",
     "simulate_cases",
@@ -61,6 +60,13 @@ class Case(NamedTuple):
     kappa: float
     eta_u: float
     eta_w: float
+    gamma: float = 0.0  # weight decay (exact only for eta_u = eta_w and u0 = +-w0)
+
+    @property
+    def s_gamma(self) -> float:
+        """The logistic target with decay, ``s - sgn(F0) gamma / (kappa m2)`` (``s`` if gamma = 0)."""
+        F0 = self.kappa * float(self.u0 @ self.w0)
+        return self.s - np.sign(F0) * self.gamma / (self.kappa * self.m2)
 
     @property
     def hyper(self) -> dict:
@@ -287,28 +293,10 @@ def check(key, draws: int = 20) -> Check:
 # --- Weight decay: equal rates, u0 = +-w0 (the exact case). ---
 
 
-class DecayCase(NamedTuple):
-    """A weight-decay case: ``u0 = sign * w0``, one rate ``eta`` for both layers."""
-
-    label: str
-    u0: np.ndarray
-    w0: np.ndarray
-    s: float
-    m2: float
-    kappa: float
-    eta: float
-    gamma: float
-
-    @property
-    def s_eff(self) -> float:
-        F0 = self.kappa * float(self.u0 @ self.w0)
-        return self.s - np.sign(F0) * self.gamma / (self.kappa * self.m2)
-
-
 DECAY_D = 5
 
 
-def draw_decay_cases(key, draws: int) -> list[DecayCase]:
+def draw_decay_cases(key, draws: int) -> list[Case]:
     """Random exact-case starts: d in {1, 2, 5}, ``u0 = +-w0``, gamma uniform in [0, 0.5]
     (every fourth case exactly 0, with ``F0 s > 0``), m2 in [0.3, 3]; labels "grows" (``sgn(F0) s_gamma > 0``:
     F -> s_gamma) and "dies" (decay switches the mode off: F, u, w -> 0). Starts with
@@ -326,22 +314,22 @@ def draw_decay_cases(key, draws: int) -> list[DecayCase]:
         sign = float(rng.choice([-1.0, 1.0]))
         if gamma == 0:  # without decay, F0 s < 0 is the B = 0 saddle (checked by `compare`)
             s = sign * abs(s)
-        c = DecayCase("", v, sign * v, s, m2, kappa, eta, gamma)
-        if abs(c.s_eff) < 0.05:
+        c = Case("", v, sign * v, s, m2, kappa, eta, eta, gamma)
+        if abs(c.s_gamma) < 0.05:
             continue
         F0 = kappa * float(v @ (sign * v))
-        cases.append(c._replace(label="grows" if np.sign(F0) * c.s_eff > 0 else "dies"))
+        cases.append(c._replace(label="grows" if np.sign(F0) * c.s_gamma > 0 else "dies"))
     return cases
 
 
-def decay_end_time(c: DecayCase) -> float:
+def decay_end_time(c: Case) -> float:
     """Exact time for F to close all but 1e-8 of the gap to its limit (logistic, target s_gamma)."""
     F0 = c.kappa * float(c.u0 @ c.w0)
-    F_inf = c.s_eff if np.sign(F0) * c.s_eff > 0 else 0.0
+    F_inf = c.s_gamma if np.sign(F0) * c.s_gamma > 0 else 0.0
     F1 = F_inf + 1e-8 * (F0 - F_inf)
     # The logistic time of exact.mode_time (B = 0) in |F| with target sgn(F0) s_gamma.
-    s, a0, a1 = np.sign(F0) * c.s_eff, abs(F0), abs(F1)
-    return float(np.log(a1 * (s - a0) / (a0 * (s - a1))) / (2 * c.kappa * c.m2 * c.eta * s))
+    s, a0, a1 = np.sign(F0) * c.s_gamma, abs(F0), abs(F1)
+    return float(np.log(a1 * (s - a0) / (a0 * (s - a1))) / (2 * c.kappa * c.m2 * c.eta_u * s))
 
 
 def _sim_decay_one(u0, w0, s, m2, kappa, eta, gamma, ts):
@@ -362,12 +350,12 @@ _sim_decay_batch = jax.jit(jax.vmap(_sim_decay_one))
 _closed_decay_batch = jax.jit(jax.vmap(_closed_decay_one))
 
 
-def compare_decay(cases: list[DecayCase]) -> list[dict]:
+def compare_decay(cases: list[Case]) -> list[dict]:
     """Per weight-decay case: relative errors of every field vs ``gradient_flow(...,
     weight_decay=gamma)``, drift of ``C(t) = C0 e^{-2 gamma eta t}`` (here 0: u = +-w), limits
     (``t = 0`` exact; ``t = inf`` vs the simulation at 3 t_end and vs ``F_inf = s_gamma`` or 0)."""
     rows = [(np.pad(c.u0, (0, DECAY_D - len(c.u0))), np.pad(c.w0, (0, DECAY_D - len(c.w0))),
-             c.s, c.m2, c.kappa, c.eta, c.gamma, decay_end_time(c) * FRACTIONS) for c in cases]
+             c.s, c.m2, c.kappa, c.eta_u, c.gamma, decay_end_time(c) * FRACTIONS) for c in cases]
     rows += [rows[-1]] * (-len(rows) % CHUNK)
     sims, sols = [], []
     for batch in _batches(rows):
@@ -380,17 +368,16 @@ def compare_decay(cases: list[DecayCase]) -> list[dict]:
     for c, sim, sol in zip(cases, sims, sols):
         d = len(c.u0)
         su, sw, u, w = sim["u"][:, :d], sim["w"][:, :d], sol["u"][:, :d], sol["w"][:, :d]
-        hc = Case(c.label, c.u0, c.w0, c.s, c.m2, c.kappa, c.eta, c.eta)
-        ref = _observables(su[:-1], sw[:-1], hc)
+        ref = _observables(su[:-1], sw[:-1], c)
         errs = {f: rel_error(sol[f][:-1] if f not in ("u", "w") else
                              (u if f == "u" else w)[:-1], ref[f]) for f in FIELDS}
-        G = max(np.max(c.eta * np.sum(u * u + w * w, -1)), np.finfo(float).tiny)
-        C = c.eta * (np.einsum("ti,tj->tij", u, u) - np.einsum("ti,tj->tij", w, w))
+        G = max(np.max(c.eta_u * np.sum(u * u + w * w, -1)), np.finfo(float).tiny)
+        C = c.eta_u * (np.einsum("ti,tj->tij", u, u) - np.einsum("ti,tj->tij", w, w))
         drift = max(np.max(np.abs(C)) / G, np.max(np.abs(sol["c1"])), np.max(np.abs(sol["B"])))
         F0 = c.kappa * float(c.u0 @ c.w0)
         lim0 = max(np.max(np.abs(u[0] - c.u0)), np.max(np.abs(w[0] - c.w0)), abs(sol["F"][0] - F0))
         scale = max(np.max(np.abs(su)), np.max(np.abs(sw)))
-        F_inf = c.s_eff if np.sign(F0) * c.s_eff > 0 else 0.0
+        F_inf = c.s_gamma if np.sign(F0) * c.s_gamma > 0 else 0.0
         lim_inf = max(np.max(np.abs(u[-1] - su[-1])), np.max(np.abs(w[-1] - sw[-1]))) / scale
         lim_inf = max(lim_inf, abs(sol["F"][-1] - F_inf) / max(abs(c.s), abs(F0)))
         results.append(dict(label=c.label, errors=errs, rel_error=max(errs.values()),
