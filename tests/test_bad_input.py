@@ -307,7 +307,8 @@ CASES = [
     # --- exact.lambda_balanced --------------------------------------------------------------
     Case("lambda_balanced/tau-zero", lambda: _lb(tau=0.0), "tau"),
     Case("lambda_balanced/W1-nan", lambda: _lb(W1=jnp.asarray(_nan_at((2, 3)))), "W1"),
-    Case("lambda_balanced/task-not-white", lambda: _lb(task=lns.Task(2 * I3, SYX, I2)), "task"),
+    Case("lambda_balanced/task-anisotropic", lambda: _lb(task=lns.Task(np.diag([1.0, 2.0, 3.0]), SYX,
+                                                                         I2)), "task"),
     Case("lambda_balanced/W2-shape", lambda: _lb(W2=jnp.ones((2, 3))), "W2"),
     Case("lambda_balanced/not-balanced", lambda: _lb(W1=2 * W1), "W1"),
     Case("lambda_balanced/task-shape", lambda: _lb(task=tasks.teacher(KEY, 4, 2, [1.0])), "task"),

@@ -249,7 +249,7 @@ def test_float32_smoke(runs):
 def test_errors(getkey):
     task = tasks.teacher(getkey(), 3, 4, jnp.array([2.0, 1.0]))
     W1, W2 = init.lambda_balanced(getkey(), (3, 2, 4), 0.5, 0.5)
-    with pytest.raises(ValueError, match="whitened.*aligned"):  # anisotropic, not aligned
+    with pytest.raises(ValueError, match="isotropic.*aligned"):  # anisotropic, not aligned
         O = jnp.linalg.qr(jr.normal(getkey(), (3, 3)))[0]
         bad = tasks.Task(O @ jnp.diag(jnp.array([1.0, 2.0, 3.0])) @ O.T, task.Syx, task.Syy)
         lambda_balanced(1.0, W1, W2, bad)

@@ -105,9 +105,33 @@ def test_errors(getkey):
         jax.jit(lambda a, b: lambda_balanced(1.0, a, b, task).product)(W1, W2)
     with pytest.raises(ValueError, match="weight_decay"):
         lambda_balanced(1.0, W1, W2, task, weight_decay=jnp.nan)
-    generic = init.lambda_balanced(getkey(), (3, 3, 3), 0.5, 0.5)  # Sxx = c I, generic init
-    with pytest.raises(ValueError, match="aligned inits"):
-        lambda_balanced(1.0, *generic, Task(2 * jnp.eye(3), task.Syx, task.Syy))
+    generic = init.lambda_balanced(getkey(), (3, 3, 3), 0.5, 0.5)  # anisotropic, generic init
+    with pytest.raises(ValueError, match="isotropic.*aligned inits"):
+        lambda_balanced(1.0, *generic, Task(jnp.diag(jnp.array([2.0, 2.0, 2.1])), task.Syx,
+                                            task.Syy))
+
+
+def test_isotropic_generic_init_against_gradient_flow(getkey):
+    """Sxx = c I with a generic (non-aligned) lambda-balanced init, with and without weight decay,
+    against the full-matrix float64 flow; the loss is that of the original task."""
+    cases, gammas = [], []
+    for c, lam, gamma, sizes in ((1.7, 0.6, 0.0, (3, 2, 2)), (0.5, -0.4, 0.0, (3, 2, 3)),
+                                 (2.3, 0.0, 0.35, (3, 3, 4))):
+        d_in, h, d_out = sizes
+        teacher = tasks.teacher(getkey(), d_in, d_out, jnp.array([2.0, 0.8]))
+        task = Task(c * jnp.eye(d_in), teacher.Syx, teacher.Syy)
+        W1, W2 = init.lambda_balanced(getkey(), sizes, lam, 0.4)
+        cases.append((W1, W2, task, 0.8))
+        gammas.append(gamma)
+    sims = simulate_cases(cases, gammas=gammas)
+    for (W1, W2, task, tau), gamma, (W1s, W2s) in zip(cases, gammas, sims):
+        sol = lambda_balanced(jnp.asarray(TS), W1, W2, task, tau=tau, weight_decay=gamma)
+        P, A, B, ntk = observables(W1s, W2s, tau)
+        err = max(rel_error(sol.product, P), rel_error(sol.input_gram, A),
+                  rel_error(sol.output_gram, B), rel_error(sol.ntk, ntk))
+        assert err < 1e-8, (gamma, err)
+        np.testing.assert_allclose(sol.loss, jax.vmap(task.loss)(jnp.asarray(P)), rtol=1e-9,
+                                   atol=1e-12)
 
 
 @pytest.mark.slow

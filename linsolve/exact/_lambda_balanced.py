@@ -2,8 +2,9 @@ r"""Two-layer linear network from a lambda-balanced initialisation: the matrix R
 
 Supported: whitened inputs ``Sxx = I`` (below) for any init, and ``Sxx != I`` for inits aligned
 with the task (decoupled master modes with input variances, :mod:`._lambda_balanced_aligned`).
-(``Sxx = c I`` with a generic init would be exact too, as the whitened flow of ``Syx/c`` with
-``tau/c`` and ``gamma/c``, but is not enabled: it raises like any non-aligned ``Sxx != I``.)
+Isotropic inputs ``Sxx = c I`` (``c > 0``) are exact for any init too: ``tau dW1/dt =
+-c W2^T (W2 W1 - Syx/c) - gamma W1`` is the whitened flow of ``Syx/c`` with time constant
+``tau/c`` and decay ``gamma/c`` (the balance ``lam`` is unchanged).
 
 **Why no closed form for anisotropic Sxx and a generic init.** The flow of ``(P, A, B) =
 (W2 W1, W1^T W1, W2 W2^T)`` is still closed, but e.g. ``tau dA/dt = Syx^T P + P^T Syx - Sxx P^T P -
@@ -169,10 +170,12 @@ def _validate(W1, W2, task, tau, tol, t, weight_decay=0.0):
     gamma = float(gamma)
     if not (np.isfinite(gamma) and gamma >= 0):
         raise ValueError(f"`weight_decay` must be finite and non-negative; got {gamma}.")
-    white = True  # a traced Sxx is taken to be I (unchecked)
+    iso = 1.0  # Sxx = iso I; a traced Sxx is taken to be I (unchecked)
     if is_concrete(task.Sxx):
         Sxx = np.asarray(task.Sxx, dtype=np.float64)
-        white = float(np.max(np.abs(Sxx - np.eye(d_in)))) <= tol  # else: aligned inits only
+        c = float(np.mean(np.diag(Sxx)))
+        isotropic = c > 0 and float(np.max(np.abs(Sxx - c * np.eye(d_in)))) <= tol * c
+        iso = c if isotropic else None  # None: anisotropic, aligned inits only
     if is_concrete((W1, W2)):
         A, B = np.asarray(W1, np.float64), np.asarray(W2, np.float64)
         G1, G2 = A @ A.T, B.T @ B
@@ -200,7 +203,7 @@ def _validate(W1, W2, task, tau, tol, t, weight_decay=0.0):
                 "time-dependent and the flow has no closed form."
             )
         lam = jnp.zeros((), dtype)
-    return W1, W2, Syx, tau, lam, gamma, white, tol
+    return W1, W2, Syx, tau, lam, gamma, iso, tol
 
 
 def lambda_balanced(
@@ -215,7 +218,7 @@ def lambda_balanced(
     tol: float | None = None,
     weight_decay=0.0,
 ) -> LambdaBalancedSolution:
-    r"""Exact gradient flow of ``W2 W1`` from a lambda-balanced init, whitened inputs, rates 1/tau.
+    r"""Exact gradient flow of ``W2 W1`` from a lambda-balanced init, rates 1/tau.
 
     Solves ``tau dW1/dt = -W2^T (W2 W1 - Syx)``, ``tau dW2/dt = -(W2 W1 - Syx) W1^T`` through the
     matrix Riccati equation of ``X = Q Q^T``, ``Q = [W1^T; W2]`` (module docstring):
@@ -227,11 +230,12 @@ def lambda_balanced(
     ``lam`` (including 0), ``d_in != d_out``, any hidden width (including h > d_in + d_out and
     rank-deficient inits) and singular ``F``; no alignment with the task is needed.
 
-    Non-whitened ``Sxx = V diag(v) V^T`` sharing its eigenvectors with the right singular vectors
-    of ``Syx = U diag(s) V^T``: only for inits decoupled in that basis (``W1 = R diag(w1) V^T``,
+    Isotropic inputs ``Sxx = c I`` (any init): the flow of ``Syx/c`` with ``tau/c`` and
+    ``gamma/c``. Anisotropic ``Sxx = V diag(v) V^T`` sharing its eigenvectors with the right
+    singular vectors of ``Syx = U diag(s) V^T``: only for inits decoupled in that basis (``W1 = R diag(w1) V^T``,
     ``W2 = U diag(w2) R^T``, detected within `tol`), where each mode ``a = w1 w2`` is
     ``exact.mode(t, F0=a0, s=s_a, k=1/tau, A=2, B=|lam|, variance=v_a, weight_decay=gamma)``;
-    other inits with ``Sxx != I`` raise ValueError (no closed form: module docstring).
+    other inits with anisotropic ``Sxx`` raise ValueError (no closed form: module docstring).
     Weight decay ``gamma``: only for ``lam = 0`` (the balance decays otherwise; ValueError), via
     ``F - gamma I``.
 
@@ -240,7 +244,7 @@ def lambda_balanced(
       ``t = 0`` returns the initial grams and product exactly, ``t = inf`` the limit of ``X(t)``.
     - `W1`: (h, d_in) first layer; `W2`: (d_out, h) second layer, with
       ``W2^T W2 - W1 W1^T = lam I`` (checked when concrete; ``lam`` is read off as the mean diagonal).
-    - `task`: a :class:`~linsolve.Task` with ``Sxx = I``, or any ``Sxx`` aligned with the init
+    - `task`: a :class:`~linsolve.Task` with ``Sxx = c I``, or any ``Sxx`` aligned with the init
       (checked when concrete; a traced ``Sxx`` is taken to be ``I``).
     - `tau`: time constant, rates ``eta = 1/tau`` on both layers (> 0).
     - `max_step`: bound on ``max|eig F| delta / tau`` per chunk (accuracy knob; the usual
@@ -264,7 +268,7 @@ def lambda_balanced(
     References: Fukumizu (1998); Braun, Dominé, Fitzgerald & Saxe (NeurIPS 2022); Dominé et al.
     (ICLR 2025, arXiv 2409.14623); Saxe, McClelland & Ganguli (2014) for the decoupled modes.
     """
-    W1, W2, Syx, tau, lam, gamma, white, tol = _validate(W1, W2, task, tau, tol, t, weight_decay)
+    W1, W2, Syx, tau, lam, gamma, iso, tol = _validate(W1, W2, task, tau, tol, t, weight_decay)
     if chunks is not None and (
         isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1
     ):
@@ -275,14 +279,19 @@ def lambda_balanced(
         raise ValueError(f"`max_step` must be a finite positive number; got {max_step!r}.")
     t = check_times(t, "t", W1.dtype)
     Syy = task.Syy.astype(W1.dtype)
-    if not white:
+    if iso is None:
         return _aligned(t, W1, W2, task, tau, lam, gamma, tol)
     need_inf = (not is_concrete(t)) or bool(np.any(np.isinf(np.asarray(t))))
+    # Sxx = c I: the whitened flow of Syx/c with tau/c and gamma/c (module docstring).
+    Syx_c, tau_c = Syx / iso, tau / iso
     if chunks is None and is_concrete((t, Syx, lam, tau)):
-        _check_work(np.asarray(t, np.float64), np.asarray(Syx, np.float64), float(lam),
-                    float(tau), max_step)
-    out = _solve(t.reshape(-1), W1, W2, Syx, Syy, tau, lam,
-                 float(max_step), None if chunks is None else int(chunks), need_inf, gamma)
+        _check_work(np.asarray(t, np.float64), np.asarray(Syx_c, np.float64), float(lam),
+                    float(tau_c), max_step)
+    out = _solve(t.reshape(-1), W1, W2, Syx_c, Syy, tau_c, lam,
+                 float(max_step), None if chunks is None else int(chunks), need_inf, gamma / iso)
+    if iso != 1.0:  # the loss and NTK of the original task and time constant
+        out = _assemble(out.product, out.input_gram, out.output_gram, tau, Syx,
+                        iso * jnp.eye(Syx.shape[1], dtype=W1.dtype), Syy, lam, t.reshape(-1).shape)
     out = jax.tree_util.tree_map(lambda x: x.reshape(t.shape + x.shape[1:]), out)
     return out
 
@@ -297,8 +306,8 @@ def _aligned(t, W1, W2, task, tau, lam, gamma, tol):
     basis, residual = aligned_basis(task.Syx, task.Sxx, W1, W2, tol)
     if basis is None:
         raise ValueError(
-            "`task` must have whitened inputs (Sxx = I) for a general lambda-balanced init; "
-            "with Sxx != I only aligned inits are supported "
+            "`task` must have isotropic inputs (Sxx = c I) for a general lambda-balanced init; "
+            "with anisotropic Sxx only aligned inits are supported "
             "(Sxx sharing its eigenvectors with the right singular vectors V of Syx = U S V^T, and "
             "W1 = R diag(w1) V^T, W2 = U diag(w2) R^T decoupled in that basis). Got a "
             f"misalignment of {residual:.3g} (relative; tolerance {tol:.3g}). Whiten the inputs "

@@ -170,7 +170,8 @@ def anisotropic_cases(key, draws: int) -> list[dict]:
     """Cases with ``Sxx != I`` (issue 16): aligned inits with random input variances in [0.3, 3]
     (kinds 0-7: lam of either sign, unequal sizes, input-/output-only hidden directions, a mode
     without a hidden unit, and lam = 0 with weight decay in (0, 0.5]; kind 8: ``Sxx = c I``, tied
-    variances), and whitened inputs with a generic init, lam = 0 and weight decay (kind 9)."""
+    variances), and a generic (non-aligned) init, lam = 0 and weight decay (kind 9) with isotropic
+    inputs ``Sxx = c I`` (draws 9, 29, ...) or whitened ones (draws 19, 39, ...)."""
     rng = np.random.default_rng(np.asarray(jr.key_data(key)) + 7)
     out = []
     u = rng.uniform
@@ -200,13 +201,15 @@ def anisotropic_cases(key, draws: int) -> list[dict]:
         # left without one is then stable (otherwise rounding moves the simulated unit over).
         if kind == 8:
             c["var"] = np.full(d_in, c["c"])
+        if kind == 9 and (i // 10) % 2:
+            c["c"] = 1.0
         c["order"] = np.argsort(-((c["svals"] - gamma) ** 2) / c["var"][:m])
         out.append(c)
     return out
 
 
 def realise_anisotropic(case: dict, dtype=jnp.float64):
-    """``(W1, W2, task, tau)``: ``Sxx = V diag(var) V^T`` (kinds 0-7), ``c I`` (8), ``I`` (9)."""
+    """``(W1, W2, task, tau)``: ``Sxx = V diag(var) V^T`` (kinds 0-7), ``c I`` (8, 9)."""
     d_in, h, d_out = case["sizes"]
     m = min(d_in, d_out)
     kU, kV, kR, kI = jr.split(case["key"], 4)
@@ -215,7 +218,7 @@ def realise_anisotropic(case: dict, dtype=jnp.float64):
     Syx = U[:, :m] @ np.diag(case["svals"]) @ V[:, :m].T
     lam = case["lam"]
     if case["kind"] == 9:
-        Sxx = np.eye(d_in)
+        Sxx = case["c"] * np.eye(d_in)
         W1, W2 = init.lambda_balanced(kI, case["sizes"], lam, case["scale"], dtype=dtype)
     else:
         var = case["c"] * np.ones(d_in) if case["kind"] == 8 else case["var"]
