@@ -232,8 +232,9 @@ def lambda_balanced(
 
     Isotropic inputs ``Sxx = c I`` (any init): the flow of ``Syx/c`` with ``tau/c`` and
     ``gamma/c``. Anisotropic ``Sxx = V diag(v) V^T`` sharing its eigenvectors with the right
-    singular vectors of ``Syx = U diag(s) V^T``: only for inits decoupled in that basis (``W1 = R diag(w1) V^T``,
-    ``W2 = U diag(w2) R^T``, detected within `tol`), where each mode ``a = w1 w2`` is
+    singular vectors of ``Syx = U diag(s) V^T``: only for inits decoupled in that basis
+    (``W1 = R diag(w1) V^T``, ``W2 = U diag(w2) R^T``, detected within `tol`), where each mode
+    ``a = w1 w2`` is
     ``exact.mode(t, F0=a0, s=s_a, k=1/tau, A=2, B=|lam|, variance=v_a, weight_decay=gamma)``;
     other inits with anisotropic ``Sxx`` raise ValueError (no closed form: module docstring).
     Weight decay ``gamma``: only for ``lam = 0`` (the balance decays otherwise; ValueError), via
