@@ -263,3 +263,37 @@ def test_unbalanced_order_parameters_hold_in_float32():
         np.testing.assert_allclose(lo["kernel_distance"], hi["kernel_distance"], rtol=1e-2)
         np.testing.assert_allclose(lo["time_to_learn"], hi["time_to_learn"], rtol=1e-3)
         assert float(lo["error"]) < 1e-5 and float(hi["error"]) < 1e-9
+
+
+def test_learning_rate_study_phases_float32_and_float64():
+    """GD of the full vectors beside the exact map: the same lazy / catapult / divergent phases,
+    the boundaries near 2 and 4 (s = 0), in the CLI's float32 and in float64."""
+    config = parse_config(
+        {
+            "study": "learning-rate",
+            "axes": {"width": [16, 1024], "lr_lambda0": [1.0, 3.0, 4.6], "lr_ratio": [1.0, 4.0]},
+            "params": {"steps": 400},
+        }
+    )
+    for x64, tol in ((False, 1e-4), (True, 1e-9)):
+        with jax.enable_x64(x64):
+            result = run_config(config, progress=False)
+        np.testing.assert_array_equal(result["phase"], result["theory_phase"])
+        labels = sweep.classify(result)  # the GD phases by default for this study
+        assert (labels[:, 0] == "lazy").all() and (labels[:, 1] == "catapult").all()
+        assert (labels[:, 2] == "diverged").all()
+        np.testing.assert_array_equal(result["diverged"], labels == "diverged")
+        live = ~result["diverged"]
+        assert float(result["error"][live].max()) < tol
+        assert (result["lr_lambda_final"][live] < 2).all()  # stable minima
+        assert (result["peak_loss_ratio"][:, 1] > 1).all() and (result["peak_loss_ratio"][:, 0] <= 1).all()
+        assert np.all(np.abs(result["x_diverge"] - 4) < 1e-3)
+        # O(1/d) from 2 (either side at small width: the loss may spike a little below 2).
+        assert np.all(np.abs(result["x_catapult"] - 2) < 0.3)
+        assert np.all(np.abs(result["x_catapult"][1] - 2) < 0.01)  # width 1024
+        np.testing.assert_array_equal(sweep.classify(result, value="theory_phase"), labels)
+    # The figures draw both boundaries (one contour of catapult_window = 1).
+    from linsolve.plot import phase_figures
+
+    figures = phase_figures(result, sweep.STUDIES["learning-rate"].plot)
+    assert {"lr_lambda_final_simulation", "lr_lambda_final_theory"} <= set(figures)

@@ -1,10 +1,15 @@
-"""Closed-form (exact) solutions of gradient flow for linear and shallow networks.
+"""Closed-form (exact) solutions of gradient flow (and descent) for linear and shallow networks.
 
 Every family is checked against high-accuracy integration of the original parameter-space ODE by
 ``linsolve verify`` (see ``linsolve.verify``).
 Each function's docstring writes its formula and cites its paper.
 """
 
+from ._gd_phase import GD_PHASES as GD_PHASES
+from ._gd_phase import GDPhase as GDPhase
+from ._gd_phase import PhaseBoundaries as PhaseBoundaries
+from ._gd_phase import gd_phase as gd_phase
+from ._gd_phase import gd_phase_boundaries as gd_phase_boundaries
 from ._lambda_balanced import LambdaBalancedSolution as LambdaBalancedSolution
 from ._lambda_balanced import lambda_balanced as lambda_balanced
 from ._lambda_balanced import lambda_balanced_mode as lambda_balanced_mode
@@ -21,6 +26,8 @@ from ._one_hidden_layer import one_hidden_layer as one_hidden_layer
 from ._one_hidden_layer import phase_ratio as phase_ratio
 from ._one_hidden_layer import regime as regime
 from ._one_hidden_layer import width_exponent as width_exponent
+from ._one_hidden_layer_gd import OneHiddenLayerGD as OneHiddenLayerGD
+from ._one_hidden_layer_gd import one_hidden_layer_gd as one_hidden_layer_gd
 from ._saxe import saxe_mode as saxe_mode
 from ._saxe import saxe_time as saxe_time
 from ._saxe_matrix import saxe_product as saxe_product

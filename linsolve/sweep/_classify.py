@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..exact import MECHANISMS
+from ..exact import GD_PHASES, MECHANISMS
 from ..simulate import DIVERGED, STATUS_NAMES, STEP_LIMIT
 from ._result import SweepResult
 
@@ -34,7 +34,7 @@ def outcomes(result: SweepResult) -> np.ndarray:
 
 
 def classify(
-    result: SweepResult, *, value: str = "ntk_change", threshold: float = 0.1, mechanisms: bool = False
+    result: SweepResult, *, value: str | None = None, threshold: float = 0.1, mechanisms: bool = False
 ) -> np.ndarray:
     """Phase label of every grid point (array of str with the grid's shape).
 
@@ -45,7 +45,14 @@ def classify(
     With ``mechanisms=True`` and a result that carries the exact solution's ``regime`` codes (the
     one-hidden-layer and parametrizations studies), feature learning is split into the three
     mechanisms of Xu & Ziyin: alignment, disalignment, rescaling.
+
+    Gradient-descent phases: with ``value="phase"`` (or ``"theory_phase"``), the codes of
+    :data:`linsolve.exact.GD_PHASES` that the ``learning-rate`` study stores, the labels are
+    ``"lazy"``, ``"catapult"``, ``"diverged"`` and ``"undecided"`` (not converged within the
+    steps). `value` defaults to ``"phase"`` for a result that has it, else ``"ntk_change"``.
     """
+    if value is None:
+        value = "phase" if "phase" in result else "ntk_change"
     if value not in result:
         raise ValueError(
             f"`value` must name an output of the result; got {value!r}, outputs are {sorted(result.keys())}."
@@ -55,6 +62,14 @@ def classify(
     order = np.asarray(result[value], dtype=float)
     if order.shape != result.grid.shape:
         raise ValueError(f"`value` must be a scalar per point; {value!r} has shape {order.shape}.")
+    if value in ("phase", "theory_phase"):
+        codes = order.astype(int)
+        if not np.all((codes == order) & (codes >= 0) & (codes < len(GD_PHASES))):
+            raise ValueError(
+                f"`{value}` must hold GD phase codes 0..{len(GD_PHASES) - 1}; got "
+                f"{np.unique(order).tolist()}."
+            )
+        return np.asarray(GD_PHASES)[codes]
     labels = np.where(order < threshold, "kernel", "feature learning").astype(object)
     if mechanisms:
         if "regime" not in result:

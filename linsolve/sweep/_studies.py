@@ -29,6 +29,7 @@ from .. import exact, simulate, tasks
 from ..models import PARAMETRIZATIONS
 from ..plot import Label
 from ._rules import NONZERO, POSITIVE, POSITIVE_INT, REAL, SEED, Rule, check, integer
+from ._study_learning_rate import learning_rate_make
 
 __all__ = ["Study", "STUDIES", "time_to_learn", "REGIMES"]
 
@@ -290,7 +291,7 @@ def _neuron_make(params, axes):
             "min_beta_norm": jnp.min(jnp.linalg.norm(beta, axis=-1)),
             "cos_target": beta[-1] @ bs / (jnp.linalg.norm(beta[-1]) * s_norm),
             "status": traj.status,
-        "diverged": traj.diverged,
+            "diverged": traj.diverged,
             "error": _rel(theory.beta, beta),
         }
 
@@ -358,7 +359,7 @@ def _lambda_make(params, axes):
             "kernel_alignment": alignment,
             "theory_ntk_change": jnp.linalg.norm(K_t[-1] - K_t[0]) / jnp.linalg.norm(K_t[0]),
             "status": traj.status,
-        "diverged": traj.diverged,
+            "diverged": traj.diverged,
             "error": jnp.maximum(_rel(theory.product, traj.product()), _rel(K_t, K)),
         }
 
@@ -411,6 +412,25 @@ _LAMBDA_LABELS = {
     "ntk_change": Label(r"NTK change $\|K_T - K_0\|_F\,/\,\|K_0\|_F$", log=True),
     "theory_ntk_change": Label(r"NTK change $\|K_T - K_0\|_F\,/\,\|K_0\|_F$ (exact)", log=True),
     "kernel_alignment": Label(r"kernel alignment $\cos(K_0, K_T)$"),
+}
+_GD_PHASE_NAMES = tuple(exact.GD_PHASES)
+_LEARNING_RATE_LABELS = {
+    **_OUTCOME_LABELS,
+    "width": Label("width d", log=True),
+    "lr_lambda0": Label(r"learning rate $\eta\lambda_0$ (units of the initial curvature)"),
+    "lr_ratio": Label(r"lr ratio $\eta_w/\eta_u$", log=True),
+    "init_scale": Label(r"init scale $\sigma$ (weight std)", log=True),
+    "phase": Label("GD phase (simulation)", ticks=_GD_PHASE_NAMES),
+    "theory_phase": Label("GD phase (exact map)", ticks=_GD_PHASE_NAMES),
+    "lr_lambda_final": Label(r"final $\eta\lambda$ (stable minimum: < 2)"),
+    "theory_lr_lambda_final": Label(r"final $\eta\lambda$ (exact map)"),
+    "peak_loss_ratio": Label("peak loss / initial loss", log=True),
+    "theory_peak_loss_ratio": Label("peak loss / initial loss (exact map)", log=True),
+    "ntk_change": Label(r"NTK change $|K_T - K_0|\,/\,K_0$", log=True),
+    "x_catapult": Label(r"catapult boundary $\eta\lambda_0$ (exact map)"),
+    "x_diverge": Label(r"divergence boundary $\eta\lambda_0$ (exact map)"),
+    "catapult_window": Label("catapult window min(x / x_catapult, x_diverge / x)", log=True),
+    "error": Label("max relative error of F, exact map vs simulation", log=True),
 }
 
 
@@ -468,6 +488,35 @@ STUDIES = {
         plot={"x": "init_scale", "y": "delta", "value": "kernel_distance"},
         labels=_NEURON_LABELS,
         rules={"init_scale": POSITIVE, "target": _TARGET_RULE, "horizon": POSITIVE, "n_times": _N_TIMES},
+    ),
+    "learning-rate": Study(
+        name="learning-rate",
+        description=(
+            "Width-d network f(x) = kappa (u.w) x trained by gradient descent at a finite learning "
+            "rate (Lewkowycz et al. 2020): width x lr lambda_0 (x lr ratio, init scale); lazy / "
+            "catapult / divergent phases from GD of the full vectors beside the exact 3-D map and "
+            "its boundaries (2 and 4 for wide nets at s = 0)."
+        ),
+        axes={"width": 256, "lr_lambda0": 1.0, "lr_ratio": 1.0, "init_scale": 1.0},
+        params={"s": 0.0, "m2": 1.0, "output_exponent": 0.5, "steps": 1000},
+        make=learning_rate_make,
+        plot={
+            "x": "lr_lambda0",
+            "y": "width",
+            "value": "lr_lambda_final",
+            "theory": "theory_lr_lambda_final",
+            "boundary": "catapult_window",
+            "boundary_label": "theory: lazy | catapult | divergent boundaries",
+        },
+        labels=_LEARNING_RATE_LABELS,
+        rules={
+            "width": POSITIVE_INT,
+            "lr_lambda0": POSITIVE,
+            "lr_ratio": POSITIVE,
+            "init_scale": POSITIVE,
+            "m2": POSITIVE,
+            "steps": POSITIVE_INT,
+        },
     ),
     "lambda": Study(
         name="lambda",
