@@ -71,6 +71,10 @@ def test_steps_any_shape_and_traced(getkey):
     ref = one_hidden_layer_gd(jnp.arange(13), u0, w0, **kw)
     assert ex.F.shape == (2, 3) and ex.u.shape == (2, 3, 8)
     np.testing.assert_array_equal(ex.F, ref.F[grid])
+    light = one_hidden_layer_gd(grid, u0, w0, weights=False, **kw)
+    assert light.u is None and light.w is None
+    np.testing.assert_array_equal(light.F, ex.F)
+    np.testing.assert_array_equal(light.ntk, ex.ntk)
     jitted = jax.jit(lambda n: one_hidden_layer_gd(n, u0, w0, **kw).F)(grid)
     np.testing.assert_array_equal(jitted, ex.F)
     lrs = jnp.array([0.1, 0.2, 0.3])

@@ -40,6 +40,7 @@ rate phase of deep learning: the catapult mechanism" (arXiv 2003.02218), Sec. 2 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import equinox as eqx
@@ -57,7 +58,7 @@ class OneHiddenLayerGD(eqx.Module):
     of ``steps``.
 
     **Fields:**
-    - `u`, `w`: (..., d) readout and first-layer weights.
+    - `u`, `w`: (..., d) readout and first-layer weights (None with ``weights=False``).
     - `F`: (...) the end-to-end scalar ``kappa u.w``.
     - `loss`: (...) ``1/2 m2 (F - s)^2`` (without the penalty); ``inf`` once diverged.
     - `ntk`: (...) ``kappa^2 (lr_u |w|^2 + lr_w |u|^2)``; GD is linearly stable at a minimum iff
@@ -67,8 +68,8 @@ class OneHiddenLayerGD(eqx.Module):
     - `diverged_at`: () the step at which it diverged (``inf`` if it did not by ``max(steps)``).
     """
 
-    u: Float[Array, "*steps d"]
-    w: Float[Array, "*steps d"]
+    u: Float[Array, "*steps d"] | None
+    w: Float[Array, "*steps d"] | None
     F: Float[Array, "*steps"]
     loss: Float[Array, "*steps"]
     ntk: Float[Array, "*steps"]
@@ -152,6 +153,7 @@ def one_hidden_layer_gd(
     lr_w,
     weight_decay=0.0,
     divergence_factor=1e8,
+    weights: bool = True,
 ) -> OneHiddenLayerGD:
     r"""Exact gradient descent of ``f(x) = kappa (u . w) x`` after ``steps`` steps, at any width.
 
@@ -169,6 +171,9 @@ def one_hidden_layer_gd(
       rates > 0 (scalars; ``jax.vmap`` to sweep them); `weight_decay`: ``gamma >= 0``.
     - `divergence_factor`: the run diverges when the loss is non-finite or exceeds
       ``divergence_factor (L_0 + 1)`` (as in ``simulate.gradient_descent``).
+    - `weights`: return the vectors ``u``, ``w`` at every requested step (O(d) each; default).
+      With False they are None and the cost is independent of the width after the initial
+      Gram entries.
 
     **Returns:** :class:`OneHiddenLayerGD`. Exact in exact arithmetic; in floating point the map
     and a simulation of the full vectors round differently (both by ~eps per step), which
@@ -180,7 +185,9 @@ def one_hidden_layer_gd(
     u0, w0, p, factor = validate_map(u0, w0, s, m2, kappa, lr_u, lr_w, weight_decay,
                                      divergence_factor)
     steps = check_steps(steps)
-    return _run(steps, u0, w0, p, factor)
+    if not isinstance(weights, bool):
+        raise ValueError(f"`weights` must be True or False; got {weights!r}.")
+    return _run(steps, u0, w0, p, factor, weights)
 
 
 def validate_map(u0, w0, s, m2, kappa, lr_u, lr_w, weight_decay, divergence_factor):
@@ -203,8 +210,8 @@ def validate_map(u0, w0, s, m2, kappa, lr_u, lr_w, weight_decay, divergence_fact
     return u0, w0, map_params(s, m2, kappa, lr_u, lr_w, gamma), factor
 
 
-@jax.jit
-def _run(steps, u0, w0, p, factor) -> OneHiddenLayerGD:
+@partial(jax.jit, static_argnums=5)
+def _run(steps, u0, w0, p, factor, weights) -> OneHiddenLayerGD:
     dtype = u0.dtype
     flat = steps.reshape(-1)
     order = jnp.argsort(flat)
@@ -221,8 +228,8 @@ def _run(steps, u0, w0, p, factor) -> OneHiddenLayerGD:
     last, states = jax.lax.scan(advance, state0, gaps)
     states = jax.tree_util.tree_map(lambda x: x[jnp.argsort(order)], states)
     X, Y, Z, M, dead = states.X, states.Y, states.Z, states.M, states.dead
-    u = M[:, 0, 0, None] * u0 + M[:, 0, 1, None] * w0
-    w = M[:, 1, 0, None] * u0 + M[:, 1, 1, None] * w0
+    u = M[:, 0, 0, None] * u0 + M[:, 0, 1, None] * w0 if weights else None
+    w = M[:, 1, 0, None] * u0 + M[:, 1, 1, None] * w0 if weights else None
     F = p["kappa"] * Z
     loss = jnp.where(dead, jnp.inf, 0.5 * p["m2"] * (F - p["s"]) ** 2)
     ntk = p["kappa"] ** 2 * (p["lr_u"] * Y + p["lr_w"] * X)
@@ -232,6 +239,7 @@ def _run(steps, u0, w0, p, factor) -> OneHiddenLayerGD:
     reshape = lambda x: x.reshape(shape + x.shape[1:])
     diverged_at = jnp.where(last.dead, last.dead_at.astype(dtype), jnp.inf)
     return OneHiddenLayerGD(
-        u=reshape(u), w=reshape(w), F=reshape(F), loss=reshape(loss), ntk=reshape(ntk),
-        cos=reshape(cos), diverged=reshape(dead), diverged_at=diverged_at,
+        u=reshape(u) if weights else None, w=reshape(w) if weights else None, F=reshape(F),
+        loss=reshape(loss), ntk=reshape(ntk), cos=reshape(cos), diverged=reshape(dead),
+        diverged_at=diverged_at,
     )
