@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ._facets import pages, plan_facets, select_nearest
-from ._labels import axis_text, format_value, label_of, value_text
+from ._labels import axis_text, format_value, label_of
 from ._phase import color_norm, heatmap, normalize_labels, wants_log
 
 __all__ = ["phase_figures", "sweep_figures"]
@@ -63,8 +63,8 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
     result, _ = select_nearest(result, select or {}, labels)
     chosen = {a: 0 for a in (select or {})}  # each selected axis now holds its one chosen value
     fixed_stem = _page_suffix(result.axes, chosen, labels)
-    fixed_title = ", ".join(value_text(a, result.axes[a][0], labels) for a in chosen)
-    fixed_title = f"\n{fixed_title}" if fixed_title else ""
+    # Selected axes now hold one value: `heatmap` names them under the heading with the other
+    # single-valued axes.
     x, y = _plotted_axes(result.axes, layout)
     value, theory = layout["value"], layout.get("theory")
     theory = theory if theory and theory in result else None
@@ -85,12 +85,12 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
         suffix = fixed_stem + _page_suffix(result.axes, where, labels)
         name = axis_text(value_label)
         figures[f"{value}_simulation{suffix}"] = heatmap(
-            page, x, y, value, norm=norm, marks=True, title=f"{name}: simulation{fixed_title}", **common
+            page, x, y, value, norm=norm, marks=True, title=f"{name}: simulation", **common
         )
         if theory:
             figures[f"{value}_theory{suffix}"] = heatmap(
                 page, x, y, theory, norm=norm, marks=False,
-                title=f"{name}: exact solution{fixed_title}", **common,
+                title=f"{name}: exact solution", **common,
             )
         if error_norm is not None:
             figures[f"theory_vs_simulation_error{suffix}"] = heatmap(
@@ -100,7 +100,7 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
                 "error",
                 norm=error_norm,
                 marks=True,
-                title=f"{axis_text(label_of('error', labels))}{fixed_title}",
+                title=axis_text(label_of('error', labels)),
                 **{**common, "boundary": None},
             )
     return figures
