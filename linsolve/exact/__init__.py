@@ -10,6 +10,8 @@ from ._gd_phase import GDPhase as GDPhase
 from ._gd_phase import PhaseBoundaries as PhaseBoundaries
 from ._gd_phase import gd_phase as gd_phase
 from ._gd_phase import gd_phase_boundaries as gd_phase_boundaries
+from ._gd_stability import max_learning_rate as max_learning_rate
+from ._gd_stability import minimum_sharpness as minimum_sharpness
 from ._lambda_balanced import LambdaBalancedSolution as LambdaBalancedSolution
 from ._lambda_balanced import lambda_balanced as lambda_balanced
 from ._lambda_balanced import lambda_balanced_mode as lambda_balanced_mode
@@ -30,6 +32,8 @@ from ._one_hidden_layer_gd import OneHiddenLayerGD as OneHiddenLayerGD
 from ._one_hidden_layer_gd import one_hidden_layer_gd as one_hidden_layer_gd
 from ._saxe import saxe_mode as saxe_mode
 from ._saxe import saxe_time as saxe_time
+from ._saxe_gd import SaxeModeGD as SaxeModeGD
+from ._saxe_gd import saxe_mode_gd as saxe_mode_gd
 from ._saxe_matrix import saxe_product as saxe_product
 from ._single_neuron import SingleNeuron as SingleNeuron
 from ._single_neuron import single_neuron as single_neuron
