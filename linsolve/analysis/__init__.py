@@ -9,6 +9,9 @@
   spectra (full or Lanczos), criticality, layer linearisation, output-preserving manifolds.
 - AGOP and neural collapse (Beaglehole et al. 2024): AGOP and the Neural Feature Ansatz,
   NC1-NC4, Deep Recursive Feature Machines.
+- Sharpness (Cohen et al. 2021): the top Hessian eigenvalue by Lanczos on Hessian-vector
+  products, recordable along ``simulate.gradient_descent`` (progressive sharpening, the edge of
+  stability at ``2/lr``).
 """
 
 from ._agop import agop as agop
@@ -83,3 +86,8 @@ from ._rfm import deep_rfm as deep_rfm
 from ._rfm import kernel_agop as kernel_agop
 from ._rfm import kernel_gradients as kernel_gradients
 from ._rfm import kernel_matrix as kernel_matrix
+from ._sharpness import HessianExtremes as HessianExtremes
+from ._sharpness import hessian_extremes as hessian_extremes
+from ._sharpness import sharpness as sharpness
+from ._sharpness import sharpness_observer as sharpness_observer
+from ._sharpness import training_loss as training_loss
