@@ -27,6 +27,10 @@ CONTRACT = {
         "single_neuron",
         "lambda_balanced",
         "linearized",
+        "one_hidden_layer_gd",
+        "saxe_mode_gd",
+        "max_learning_rate",
+        "gd_phase",
     ],
     "simulate": ["gradient_flow", "gradient_descent", "Trajectory"],
     "sweep": ["Grid", "run", "SweepResult", "classify"],
@@ -44,6 +48,7 @@ CONTRACT = {
         "nc1",
         "nc2",
         "deep_rfm",
+        "sharpness",
     ],
     "verify": ["verify"],
 }

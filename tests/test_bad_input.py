@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import linsolve as lns
-from linsolve import exact, init, mlp, models, tasks
+from linsolve import analysis, exact, init, mlp, models, tasks
 
 NAN, INF = float("nan"), float("inf")
 KEY = jr.PRNGKey(0)
@@ -60,6 +60,11 @@ def _lbm(**kw):
 def _ohl(**kw):
     args = {"t": T, "u0": U0, "w0": V0, "s": 1.0, **kw}
     return exact.one_hidden_layer(args.pop("t"), args.pop("u0"), args.pop("w0"), **args)
+
+
+def _ohl_gd(**kw):
+    args = {"steps": 3, "u0": U0, "w0": V0, "s": 1.0, "lr_u": 0.1, "lr_w": 0.1, **kw}
+    return exact.one_hidden_layer_gd(args.pop("steps"), args.pop("u0"), args.pop("w0"), **args)
 
 
 def _sn(**kw):
@@ -320,6 +325,42 @@ CASES = [
     Case("lambda_balanced/t-huge", lambda: _lb(t=1e12), "t"),
     Case("lambda_balanced/tau-tiny", lambda: _lb(tau=1e-12), "tau"),
     Case("lambda_balanced/tol-negative", lambda: _lb(tol=-1.0), "tol"),
+    # --- finite learning rates: exact GD maps, stability, phases --------------------------------
+    Case("one_hidden_layer_gd/lr_u-zero", lambda: _ohl_gd(lr_u=0.0), "lr_u"),
+    Case("one_hidden_layer_gd/lr_w-nan", lambda: _ohl_gd(lr_w=NAN), "lr_w"),
+    Case("one_hidden_layer_gd/steps-negative", lambda: _ohl_gd(steps=-2), "steps"),
+    Case("one_hidden_layer_gd/steps-fraction", lambda: _ohl_gd(steps=0.5), "steps"),
+    Case("one_hidden_layer_gd/w0-shape", lambda: _ohl_gd(w0=jnp.ones(3)), "w0"),
+    Case("one_hidden_layer_gd/weight_decay-negative", lambda: _ohl_gd(weight_decay=-0.1),
+         "weight_decay"),
+    Case("one_hidden_layer_gd/weights-string", lambda: _ohl_gd(weights="yes"), "weights"),
+    Case("gd_phase/max_steps-zero", lambda: exact.gd_phase(U0, V0, s=1.0, lr_u=0.1, lr_w=0.1,
+                                                           max_steps=0), "max_steps"),
+    Case("gd_phase/tol-negative", lambda: exact.gd_phase(U0, V0, s=1.0, lr_u=0.1, lr_w=0.1,
+                                                         tol=-1.0), "tol"),
+    Case("gd_phase_boundaries/lr_ratio-zero",
+         lambda: exact.gd_phase_boundaries(U0, V0, s=0.0, lr_ratio=0.0), "lr_ratio"),
+    Case("gd_phase_boundaries/iterations-zero",
+         lambda: exact.gd_phase_boundaries(U0, V0, s=0.0, iterations=0), "iterations"),
+    Case("saxe_mode_gd/lr-negative", lambda: exact.saxe_mode_gd(3, s=1.0, u0=0.1, lr=-0.1), "lr"),
+    Case("saxe_mode_gd/depth-zero", lambda: exact.saxe_mode_gd(3, s=1.0, u0=0.1, lr=0.1, depth=0),
+         "depth"),
+    Case("saxe_mode_gd/variance-zero",
+         lambda: exact.saxe_mode_gd(3, s=1.0, u0=0.1, lr=0.1, variance=0.0), "variance"),
+    Case("saxe_mode_gd/steps-negative", lambda: exact.saxe_mode_gd(-1, s=1.0, u0=0.1, lr=0.1),
+         "steps"),
+    Case("max_learning_rate/task-dict", lambda: exact.max_learning_rate({}, depth=2), "task"),
+    Case("max_learning_rate/depth-zero", lambda: exact.max_learning_rate(TASK, depth=0), "depth"),
+    Case("max_learning_rate/lrs-length", lambda: exact.max_learning_rate(TASK, depth=2,
+                                                                         lrs=[1.0]), "lrs"),
+    Case("max_learning_rate/lrs-negative",
+         lambda: exact.max_learning_rate(TASK, depth=2, lrs=[1.0, -1.0]), "lrs"),
+    Case("max_learning_rate/Sxx-singular",
+         lambda: exact.max_learning_rate(lns.Task(np.diag([1.0, 0.0, 1.0]), SYX, I2), depth=2),
+         "task"),
+    Case("sharpness/k-zero", lambda: analysis.sharpness(lambda p: jnp.sum(p**2), jnp.ones(3), k=0),
+         "k"),
+    Case("sharpness/loss_fn-none", lambda: analysis.sharpness(None, jnp.ones(3)), "loss_fn"),
 ]
 
 
