@@ -35,6 +35,10 @@ from ._saxe import saxe_time as saxe_time
 from ._saxe_gd import SaxeModeGD as SaxeModeGD
 from ._saxe_gd import saxe_mode_gd as saxe_mode_gd
 from ._saxe_matrix import saxe_product as saxe_product
+from ._sgd import SGDRisk as SGDRisk
+from ._sgd import sgd_max_learning_rate as sgd_max_learning_rate
+from ._sgd import sgd_optimal_learning_rate as sgd_optimal_learning_rate
+from ._sgd import sgd_risk as sgd_risk
 from ._single_neuron import SingleNeuron as SingleNeuron
 from ._single_neuron import single_neuron as single_neuron
 from ._single_neuron import single_neuron_implicit_bias as single_neuron_implicit_bias
