@@ -178,12 +178,13 @@ def gd_phase_boundaries(
     r"""The catapult and divergence boundaries in the learning rate, by bisection on the exact map.
 
     Along ``(lr_u, lr_w) = lr (1/sqrt(r), sqrt(r))``, ``r = lr_ratio``, in the units
-    ``x = lr lambda0`` (:class:`PhaseBoundaries`): the catapult boundary is bracketed in
-    ``[x_lazy, 3]`` (``x_lazy`` halved from 1 until the loss does not spike; the predicate is the
-    spike, so a run still converging slowly at `max_steps` near ``lr lambda = 2`` is placed
-    correctly) and the divergence boundary
-    in ``[x_catapult, x_div]`` (``x_div`` doubled from 4 up to `search_limit` until the point
-    diverges); each then takes `iterations` bisection steps (relative precision
+    ``x = lr lambda0`` (:class:`PhaseBoundaries`): the divergence boundary is bracketed in
+    ``[x_ok, x_div]`` (``x_div`` doubled from 4 up to `search_limit` until the point diverges,
+    ``x_ok`` halved from 1 until it does not); the catapult boundary in ``[x_lazy, 3]``
+    (``x_lazy`` halved from 1 until the loss does not spike; the predicate is the spike, so a run
+    still converging slowly at `max_steps` near ``lr lambda = 2`` is placed correctly), or
+    ``[x_lazy, x_div]`` when 3 does not spike: ``x_catapult`` then reaches up to ``x_diverge``
+    (equal: no catapult window). Each then takes `iterations` bisection steps (relative precision
     ``~2^-iterations``). A boundary not bracketed is returned as ``inf``.
 
     **Arguments:** as :func:`gd_phase`, with `lr_ratio` ``lr_w / lr_u > 0`` instead of the two
@@ -224,18 +225,21 @@ def _boundaries(u0, w0, p, factor, tol, max_steps, r, limit, iterations) -> Phas
 
         return jax.lax.fori_loop(0, iterations, body, (lo, hi))[1]
 
+    # Divergence boundary: not diverged below, diverged above.
+    hi_div = jax.lax.while_loop(lambda x: (code(x) != 2) & (x < limit), lambda x: 2 * x,
+                                jnp.asarray(4.0, dtype))
+    lo = jax.lax.while_loop(lambda x: (code(x) == 2) & (x > 1e-6), lambda x: 0.5 * x,
+                            jnp.asarray(1.0, dtype))
+    diverges = code(hi_div) == 2
+    x_div = jnp.where(diverges, bisect(lo, hi_div, lambda x: code(x) == 2), jnp.inf)
     # Catapult boundary: no loss spike below, a spike (or divergence) above. Undecided runs (slow
     # convergence near lr lambda = 2) are placed by the spike, which happens in the first steps.
+    # Bracketed by [x_lazy, 3], or up to the divergence boundary when 3 does not spike (then
+    # x_catapult = x_diverge means no catapult window: lazy runs turn straight into divergence).
     lo = jax.lax.while_loop(lambda x: spiked(x) & (x > 1e-6), lambda x: 0.5 * x,
                             jnp.asarray(1.0, dtype))
-    hi = jnp.asarray(3.0, dtype)
+    three = jnp.asarray(3.0, dtype)
+    hi = jnp.where(spiked(three), three, jnp.where(diverges, hi_div, three))
     ok = ~spiked(lo) & spiked(hi)
     x_cat = jnp.where(ok, bisect(lo, hi, spiked), jnp.inf)
-    # Divergence boundary: not diverged below, diverged above.
-    hi = jax.lax.while_loop(lambda x: (code(x) != 2) & (x < limit), lambda x: 2 * x,
-                            jnp.asarray(4.0, dtype))
-    lo = jnp.where(jnp.isfinite(x_cat), x_cat, jnp.asarray(1.0, dtype))
-    lo = jnp.where(code(lo) == 2, jnp.asarray(0.0, dtype), lo)
-    ok = code(hi) == 2
-    x_div = jnp.where(ok, bisect(lo, hi, lambda x: code(x) == 2), jnp.inf)
     return PhaseBoundaries(x_cat / lam0, x_div / lam0, lam0)
