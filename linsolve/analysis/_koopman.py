@@ -27,22 +27,16 @@ Eigenproblems and SVDs run in NumPy float64 on the host (the reduced DMD matrix 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
-from jaxtyping import Array, Complex, Float
+from jaxtyping import Array, Float
 
 from .._validate import check_finite
 from ..mlp import MLP
 from ..models import ShallowNet
-from ..simulate import Trajectory, gradient_descent
-from ..tasks import Task
-from ._assignment import linear_sum_assignment
-from ._wasserstein import uniform_wasserstein
+from ..simulate import Trajectory
 
 __all__ = [
     "time_delay",
@@ -291,265 +285,12 @@ def dmd(
     return eigs, modes
 
 
-# --------------------------------------------------------------------------------------------
-# Distances and the conjugacy test
-# --------------------------------------------------------------------------------------------
-
-
-def _spectrum(name: str, e) -> np.ndarray:
-    e = np.asarray(e)
-    if not (np.issubdtype(e.dtype, np.number)) or e.ndim != 1:
-        raise ValueError(f"`{name}` must be a 1-D array of (complex) eigenvalues; got shape {e.shape}.")
-    e = e.astype(np.complex128)
-    if not np.all(np.isfinite(e)):
-        raise ValueError(f"`{name}` must be finite.")
-    return e
-
-
-def match_spectra(e1, e2) -> tuple[float, np.ndarray]:
-    """Optimal matching of two equal-size eigenvalue sets: ``(W, perm)`` with ``e1[i] <-> e2[perm[i]]``.
-
-    ``W = min_pi (1/k) sum_i |e1_i - e2_pi(i)|`` (Euclidean distance in the complex plane), the
-    1-Wasserstein distance between the uniform measures on the two sets (Redman et al. 2024).
-    """
-    e1, e2 = _spectrum("e1", e1), _spectrum("e2", e2)
-    if e1.shape != e2.shape:
-        raise ValueError(
-            f"a matching needs eigenvalue sets of the same size; got {e1.size} and {e2.size} "
-            "(use the same DMD `rank` for both; spectral_distance accepts different sizes)."
-        )
-    if e1.size == 0:
-        raise ValueError("eigenvalue sets are empty.")
-    return _match(e1, e2)
-
-
-def _match(e1: np.ndarray, e2: np.ndarray) -> tuple[float, np.ndarray]:
-    cost = np.abs(e1[:, None] - e2[None, :])
-    rows, cols = linear_sum_assignment(cost)
-    return float(cost[rows, cols].mean()), cols
-
-
-def spectral_distance(e1: Complex[Array, " k"], e2: Complex[Array, " l"]) -> float:
-    r"""1-Wasserstein distance between the uniform distributions on two eigenvalue sets.
-
-    ``W = min_P sum_ij P_ij |e1_i - e2_j|`` over transport plans ``P >= 0`` with row sums ``1/k``
-    and column sums ``1/l`` (Euclidean distance in the complex plane). Zero for conjugate
-    dynamics (shared Koopman eigenvalues; Redman et al., NeurIPS 2024, arXiv 2302.09160).
-
-    * Equal sizes (``k = l``): ``W = min_pi (1/k) sum_i |e1_i - e2_pi(i)|``, the optimal matching
-      of the authors' code, solved exactly by the Hungarian method.
-    * Different sizes (e.g. the 10 OGD and 6 bisection eigenvalues kept by a numerical-rank
-      cutoff): the transport linear program, solved exactly by the HiGHS simplex method through
-      ``scipy.optimize.linprog``. One point against several gives their mean distance to it;
-      ``{0}`` against ``{0, 1}`` gives 1/2.
-
-    It is a metric on finite sets (symmetric, zero only for equal sets with multiplicity in
-    proportion, triangle inequality).
-
-    **Arguments:** `e1` (k,), `e2` (l,) finite (complex) eigenvalues, k, l >= 1.
-
-    **Returns:** the distance, a float >= 0.
-    """
-    e1, e2 = _spectrum("e1", e1), _spectrum("e2", e2)
-    if e1.size == 0 or e2.size == 0:
-        raise ValueError(f"eigenvalue sets must be non-empty; got sizes {e1.size} and {e2.size}.")
-    if e1.size == e2.size:
-        return _match(e1, e2)[0]
-    return uniform_wasserstein(e1, e2)[0]
-
-
-def _numpy_rng(key) -> np.random.Generator:
-    """A NumPy generator seeded by the bits of a JAX PRNG key (raw uint32 or typed key)."""
-    key = jnp.asarray(key)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jr.key_data(key)
-    return np.random.default_rng(np.asarray(key, dtype=np.uint32).ravel().tolist())
-
-
-def conjugacy_test(e1, e2, *, shuffles: int = 1000, key) -> tuple[float, float]:
-    """Randomised shuffle test of Redman et al. (2024): is ``W(e1, e2)`` larger than chance?
-
-    Take the optimal matching ``e1_i <-> e2_pi(i)``; in each of `shuffles` draws swap every
-    matched pair between the two sets with probability 1/2 and recompute the distance ``W_s``.
-    ``p = #{W_s >= W} / shuffles`` (up to a relative round-off of 1e-9). Since the original pairing
-    stays available, ``W_s <= W``; a small p says shuffling usually brings the sets closer, i.e. the
-    spectra differ systematically (evidence against conjugacy). Compare ``W`` with the between-seed
-    baseline (:func:`seed_baseline`) as well: the test has little power for small sets.
-
-    **Arguments:** `e1`, `e2` equal-size eigenvalue sets (the test swaps matched pairs, so it
-    needs a one-to-one matching); `shuffles` >= 1; `key` a JAX PRNG key
-    (it seeds the NumPy generator of the coin flips, which avoids compiling a sampler per size).
-
-    **Returns:** ``(distance, p_value)``.
-    """
-    if isinstance(shuffles, bool) or int(shuffles) != shuffles or shuffles < 1:
-        raise ValueError(f"`shuffles` must be a positive integer; got {shuffles!r}.")
-    W, perm = match_spectra(e1, e2)
-    a, b = _spectrum("e1", e1), _spectrum("e2", e2)[perm]
-    flips = _numpy_rng(key).random((int(shuffles), a.size)) < 0.5
-    count = 0
-    for flip in flips:
-        s1, s2 = np.where(flip, b, a), np.where(flip, a, b)
-        count += _match(s1, s2)[0] >= W * (1 - 1e-9)
-    return W, count / int(shuffles)
-
-
-class SeedBaseline(NamedTuple):
-    """Distances between the spectra of one setting across seeds: all pairs, their mean and std."""
-
-    distances: np.ndarray
-    mean: float
-    std: float
-
-
-def seed_baseline(spectra: Sequence) -> SeedBaseline:
-    """Between-seed baseline: ``W`` between every pair of spectra of the *same* setting.
-
-    Distances between settings are read relative to this spread (Redman et al. report it for their
-    widest network), since even conjugate dynamics give ``W > 0`` from finite data.
-
-    **Arguments:** `spectra`: a sequence of >= 2 eigenvalue sets (or an (S, k) array); sizes may
-    differ (:func:`spectral_distance`).
-    """
-    spectra = [_spectrum(f"spectra[{i}]", e) for i, e in enumerate(spectra)]
-    if len(spectra) < 2:
-        raise ValueError(f"`spectra` needs at least 2 eigenvalue sets; got {len(spectra)}.")
-    d = np.array(
-        [
-            spectral_distance(spectra[i], spectra[j])
-            for i in range(len(spectra))
-            for j in range(i + 1, len(spectra))
-        ]
-    )
-    return SeedBaseline(d, float(d.mean()), float(d.std()))
-
-
-# --------------------------------------------------------------------------------------------
-# Ensembles of training runs
-# --------------------------------------------------------------------------------------------
-
-
-def perturbed_ensemble(params, size: int, *, key, rel: float = 1e-3):
-    """One initialisation plus ``size - 1`` multiplicatively perturbed copies, stacked on axis 0.
-
-    Member 0 is `params`; member ``m >= 1`` is ``w (1 + rel u)`` elementwise with
-    ``u ~ U(-1, 1)`` (Redman et al.'s FCN ensembles: 10 members, ``rel = 0.001``). Zero entries
-    (e.g. zero biases) stay zero. Works for any PyTree of arrays (deep linear tuples, ShallowNet).
-    """
-    if isinstance(size, bool) or int(size) != size or size < 1:
-        raise ValueError(f"`size` must be a positive integer; got {size!r}.")
-    if not rel >= 0:
-        raise ValueError(f"`rel` must be non-negative; got {rel!r}.")
-    return _perturb(params, key, int(size), jnp.asarray(rel))
-
-
-@eqx.filter_jit
-def _perturb(params, key, size: int, rel):
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    keys = jr.split(key, max(len(leaves), 1))
-    out = []
-    for leaf, k in zip(leaves, keys):
-        leaf = jnp.asarray(leaf)
-        copies = jnp.broadcast_to(leaf, (size - 1,) + leaf.shape)
-        if jnp.issubdtype(leaf.dtype, jnp.floating):
-            u = jr.uniform(k, copies.shape, leaf.dtype, -1.0, 1.0)
-            copies = copies * (1 + jnp.asarray(rel, leaf.dtype) * u)
-        out.append(jnp.concatenate([leaf[None], copies]))
-    return jax.tree_util.tree_unflatten(treedef, out)
-
-
-class EnsembleRun(NamedTuple):
-    """Observables of an ensemble of training runs, in the (T, D, N) layout that :func:`dmd` takes.
-
-    **Fields:** `observables` (T, D, N), `loss` (T, N) full-batch loss, `diverged` (N,) bool,
-    `ts` (T,) step counts of the records.
-    """
-
-    observables: np.ndarray
-    loss: np.ndarray
-    diverged: np.ndarray
-    ts: np.ndarray
-
-
-@eqx.filter_jit
-def _run_ensemble(
-    params0, task, lrs, key, output_scale, observable, steps, record_every, optimizer, batch_size
-):
-    def one(p):
-        traj = gradient_descent(
-            p,
-            task,
-            lrs=lrs,
-            steps=steps,
-            record_every=record_every,
-            output_scale=output_scale,
-            optimizer=optimizer,
-            batch_size=batch_size,
-            key=key,
-            observe=lambda q: {"y": jnp.ravel(observable(q))},
-        )
-        return traj.observables["y"], traj.loss, traj.diverged, traj.ts
-
-    return jax.vmap(one)(params0)
-
-
-def ensemble_observables(
-    params0,
-    task: Task,
-    *,
-    lrs,
-    steps: int,
-    observable: Callable = output_weights,
-    record_every: int = 1,
-    batch_size: int | None = None,
-    key=None,
-    optimizer=None,
-    output_scale=1.0,
-) -> EnsembleRun:
-    """Train every member of an ensemble with :func:`linsolve.simulate.gradient_descent` (vmapped,
-    one compilation) and record ``observable(params)`` at ``t = 0, record_every, ..., steps``.
-
-    All members share `key`, so minibatch SGD sees the same batch sequence in every run (as in
-    Redman et al., where a seed fixes the batch order and the ensemble varies the initialisation).
-
-    **Arguments:**
-    - `params0`: stacked initialisations (leading axis N), e.g. from :func:`perturbed_ensemble`.
-    - `task`, `lrs`, `steps`, `record_every`, `batch_size`, `key`, `optimizer`, `output_scale`:
-      as for ``gradient_descent``.
-    - `observable`: ``params -> array`` (default :func:`output_weights`); reuse the same function
-      object across calls to reuse the compiled program.
-
-    **Returns:** an :class:`EnsembleRun` with `observables` (T, D, N).
-    """
-    leaves = jax.tree_util.tree_leaves(params0)
-    if not leaves or any(jnp.ndim(x) < 1 for x in leaves):
-        raise ValueError("`params0` must be a PyTree of arrays stacked along a leading ensemble axis.")
-    N = leaves[0].shape[0]
-    if any(x.shape[0] != N for x in leaves):
-        raise ValueError(f"every leaf of `params0` must have the ensemble size {N} as leading axis.")
-    for i, x in enumerate(leaves):
-        check_finite(f"params0 leaf {i}", x)
-    if not callable(observable):
-        raise ValueError(f"`observable` must be a function params -> array; got {type(observable).__name__}.")
-    if batch_size is not None and key is None:
-        raise ValueError("`key` is required for minibatch SGD (`batch_size` is set).")
-    dtype = leaves[0].dtype
-    key = jr.PRNGKey(0) if key is None else key
-    obs, loss, diverged, ts = _run_ensemble(
-        params0,
-        task,
-        jnp.asarray(lrs, dtype),
-        key,
-        jnp.asarray(output_scale, dtype),
-        observable,
-        int(steps),
-        int(record_every),
-        optimizer,
-        batch_size,
-    )
-    return EnsembleRun(
-        np.moveaxis(np.asarray(obs), 0, 2),
-        np.asarray(loss).T,
-        np.asarray(diverged),
-        np.asarray(ts[0]),
-    )
+# The spectra and ensemble halves live in their own modules; importable from here as before.
+from ._koopman_ensemble import EnsembleRun, ensemble_observables, perturbed_ensemble  # noqa: E402
+from ._koopman_spectra import (  # noqa: E402
+    SeedBaseline,
+    conjugacy_test,
+    match_spectra,
+    seed_baseline,
+    spectral_distance,
+)
