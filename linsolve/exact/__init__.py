@@ -5,6 +5,9 @@ Every family is checked against high-accuracy integration of the original parame
 Each function's docstring writes its formula and cites its paper.
 """
 
+from ._committee import CommitteeODE as CommitteeODE
+from ._committee import committee_error as committee_error
+from ._committee import committee_ode as committee_ode
 from ._gd_phase import GD_PHASES as GD_PHASES
 from ._gd_phase import GDPhase as GDPhase
 from ._gd_phase import PhaseBoundaries as PhaseBoundaries

@@ -1,5 +1,8 @@
 """Simulators: gradient flow (diffrax) and gradient descent / SGD / optax optimisers (lax.scan)."""
 
+from ._committee import OnlineCommitteeRun as OnlineCommitteeRun
+from ._committee import committee_order_parameters as committee_order_parameters
+from ._committee import online_sgd_committee as online_sgd_committee
 from ._common import CONVERGED as CONVERGED
 from ._common import DIVERGED as DIVERGED
 from ._common import STATUS_NAMES as STATUS_NAMES
