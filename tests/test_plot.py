@@ -177,18 +177,18 @@ def test_cli_bad_select_exits_2_with_one_line(tmp_path, capsys, select, message)
 
 
 def test_extra_axes_go_to_rows_then_one_figure_per_value():
-    extra = {"seed": np.array([0.0, 1.0])}
+    extra = {"repeat": np.array([0.0, 1.0])}
     figures = phase_figures(_result(extra=extra), LAYOUT)
-    assert len(_panels(figures["ntk_change_simulation"])) == 4  # lr_ratio columns x seed rows
-    assert "seed = 1, " in _texts(figures["ntk_change_simulation"])
+    assert len(_panels(figures["ntk_change_simulation"])) == 4  # lr_ratio columns x repeat rows
+    assert "repeat = 1, " in _texts(figures["ntk_change_simulation"])
     paged = phase_figures(_result(extra=extra), LAYOUT, max_panels=2)
     assert sorted(paged) == sorted(
-        f"{kind}_seed-{s}"
+        f"{kind}_repeat-{s}"
         for kind in ("ntk_change_simulation", "ntk_change_theory", "theory_vs_simulation_error")
         for s in (0, 1)
     )
-    assert "seed = 1" in _texts(paged["ntk_change_simulation_seed-1"])
-    with pytest.raises(ValueError, match=r"axes \['seed'\] would need one figure per value"):
+    assert "repeat = 1" in _texts(paged["ntk_change_simulation_repeat-1"])
+    with pytest.raises(ValueError, match=r"axes \['repeat'\] would need one figure per value"):
         heatmap(_result(extra=extra), "width", "output_exponent", "ntk_change", max_panels=2)
 
 

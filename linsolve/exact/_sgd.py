@@ -202,7 +202,7 @@ def sgd_max_learning_rate(eigenvalues: Float[ArrayLike, " d"], *, batch_size) ->
     """
     dtype = float_dtype_of(eigenvalues, batch_size)
     lam = _spectrum(eigenvalues, dtype)
-    if is_concrete(lam) and not float(jnp.max(lam)) > 0:
+    if is_concrete(lam) and not float(np.max(np.asarray(lam))) > 0:
         raise ValueError("`eigenvalues` must not all be 0 (no curvature: every rate is stable).")
     return _edge(lam, _inverse_batch(batch_size, dtype))
 

@@ -8,7 +8,10 @@ from ._facets import pages, plan_facets, select_nearest
 from ._labels import axis_text, format_value, label_of
 from ._phase import color_norm, heatmap, normalize_labels, wants_log
 
-__all__ = ["phase_figures", "sweep_figures"]
+__all__ = ["phase_figures", "sweep_figures", "SEED_AXIS"]
+
+#: The axis of independent repetitions that the figures reduce (mean over seeds).
+SEED_AXIS = "seed"
 
 
 def _plotted_axes(axes, layout) -> tuple[str, str]:
@@ -56,9 +59,17 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
     - `select`: ``{axis: value}``: keep only the grid value nearest to each; titles name the
       values kept and file stems end in ``_<axis>-<value>`` (so slices never overwrite the full
       figures).
+
+    An axis named ``seed`` (independent repetitions) is not drawn as small multiples: it is reduced
+    first by ``SweepResult.over_seeds`` (the figures show the mean over the finite draws, marked
+    diverged where any draw diverged), unless `select` picks one seed.
     """
     if labels is None:
         labels = _study_labels(result)
+    seeds = ""
+    if SEED_AXIS in result.axes and SEED_AXIS not in (select or {}):
+        seeds = f", mean over {len(result.axes[SEED_AXIS])} seeds"
+        result = result.over_seeds(SEED_AXIS)
     labels = {**normalize_labels(layout.get("labels")), **normalize_labels(labels)}
     result, _ = select_nearest(result, select or {}, labels)
     chosen = {a: 0 for a in (select or {})}  # each selected axis now holds its one chosen value
@@ -85,7 +96,7 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
         suffix = fixed_stem + _page_suffix(result.axes, where, labels)
         name = axis_text(value_label)
         figures[f"{value}_simulation{suffix}"] = heatmap(
-            page, x, y, value, norm=norm, marks=True, title=f"{name}: simulation", **common
+            page, x, y, value, norm=norm, marks=True, title=f"{name}: simulation{seeds}", **common
         )
         if theory:
             figures[f"{value}_theory{suffix}"] = heatmap(

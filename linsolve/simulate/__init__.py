@@ -10,3 +10,5 @@ from ._common import STEP_LIMIT as STEP_LIMIT
 from ._common import Trajectory as Trajectory
 from ._descent import gradient_descent as gradient_descent
 from ._flow import gradient_flow as gradient_flow
+from ._online import OnlineSGDRun as OnlineSGDRun
+from ._online import online_linear_sgd as online_linear_sgd

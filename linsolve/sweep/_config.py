@@ -6,10 +6,12 @@ A configuration names a built-in study and gives its axes and fixed parameters::
     chunk_size = 64                      # optional (default: the store's, about 10-50 chunks)
     seed = 0                             # optional, 0..2**32-1
 
-    [axes]                               # each axis: a list, or {lin|log = [start, stop, num]}
-    width = [16, 64, 256]
+    [axes]                               # each axis: a list, {lin|log = [start, stop, num]}
+    width = [16, 64, 256]                # or {range = n} (0, 1, ..., n - 1)
     output_exponent = { lin = [0.0, 1.0, 5] }
     lr_ratio = { log = [0.1, 10.0, 5] }
+    seed = { range = 32 }                # independent repetitions (studies with a `seed` axis;
+                                         # `SweepResult.over_seeds` reduces it)
 
     [params]                             # fixed parameters of the study (optional)
     s = 1.0
@@ -53,10 +55,15 @@ def _axis(name: str, spec) -> np.ndarray:
             raise ConfigError(f"`{where}` must be a list of numbers; got {spec!r}.")
         return np.asarray(spec)
     if isinstance(spec, dict):
-        if len(spec) != 1 or next(iter(spec)) not in ("lin", "log"):
+        if len(spec) != 1 or next(iter(spec)) not in ("lin", "log", "range"):
             raise ConfigError(
-                f"`{where}` must be a list or a table with one key 'lin' or 'log'; got {spec!r}."
+                f"`{where}` must be a list or a table with one key 'lin', 'log' or 'range'; got {spec!r}."
             )
+        if "range" in spec:
+            n = spec["range"]
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ConfigError(f"`{where}.range` must be an integer n >= 1 (values 0..n-1); got {n!r}.")
+            return np.arange(n)
         kind, args = next(iter(spec.items()))
         if (
             not isinstance(args, list)
@@ -72,7 +79,10 @@ def _axis(name: str, spec) -> np.ndarray:
                 raise ConfigError(f"`{where}.log` needs positive start and stop; got {args!r}.")
             return np.geomspace(start, stop, num)
         return np.linspace(start, stop, num)
-    raise ConfigError(f"`{where}` must be a list or a {{lin|log = [start, stop, num]}} table; got {spec!r}.")
+    raise ConfigError(
+        f"`{where}` must be a list, a {{lin|log = [start, stop, num]}} or a {{range = n}} table; "
+        f"got {spec!r}."
+    )
 
 
 def parse_config(raw: dict) -> SweepConfig:

@@ -96,6 +96,40 @@ class SweepResult:
             raise KeyError(f"axis `{name}` has no value {wanted}; values are {values.tolist()}.")
         return int(hit[0])
 
+    def over_seeds(self, axis: str = "seed") -> SweepResult:
+        """Reduce the axis of independent repetitions `axis` (default ``"seed"``) to statistics.
+
+        Every grid point of a sweep gets its own PRNG key, so an axis ``seed = 0..n-1`` holds ``n``
+        independent draws of each point. For each output ``name`` the reduced result holds:
+
+        - floating ``name``: ``name`` the mean over the FINITE values (a diverged draw's ``inf``
+          risk is left out of the mean; where no draw is finite, the plain mean: ``inf`` for an
+          exact output that overflowed everywhere, else NaN), ``name_count`` (int) the number
+          of finite values, ``name_std`` their sample standard deviation (``ddof = 1``; NaN for
+          fewer than 2) and ``name_sem = name_std / sqrt(name_count)`` the standard error of
+          the mean;
+        - boolean ``name`` (e.g. ``diverged``): ``name`` True where any draw is True and
+          ``name_fraction`` the fraction of draws that are True;
+        - ``status`` (outcome codes of ``linsolve.simulate.STATUS_NAMES``): the most severe outcome
+          over the draws (diverged, else step limit, else converged);
+        - other integer outputs (category codes): the most common value (the smallest on ties).
+
+        **Returns:** a :class:`SweepResult` without `axis` (with one placeholder axis ``point`` when
+        `axis` was the only one); ``meta["over_seeds"] = {"axis": axis, "n": n}``.
+        """
+        if axis not in self.axes:
+            raise KeyError(f"no axis {axis!r} to reduce; axes are {list(self.axes)}.")
+        position = list(self.axes).index(axis)
+        data = {}
+        for name, values in self.data.items():
+            data.update(_reduce(name, np.moveaxis(values, position, 0)))
+        axes = {k: v for k, v in self.axes.items() if k != axis}
+        if not axes:
+            axes = {"point": np.zeros(1)}
+            data = {k: v[None] for k, v in data.items()}
+        meta = {**self.meta, "over_seeds": {"axis": axis, "n": int(len(self.axes[axis]))}}
+        return SweepResult(axes, data, meta)
+
     def to_xarray(self):
         """An ``xarray.Dataset`` with the grid's axes as coordinates (needs xarray installed)."""
         try:
@@ -136,3 +170,44 @@ class SweepResult:
             axes = {k: f[f"axis/{k}"] for k in header["order"]}
             data = {k[5:]: f[k] for k in f.files if k.startswith("data/")}
         return cls(axes, data, header["meta"])
+
+
+# Severity of the outcome codes of `linsolve.simulate.STATUS_NAMES`: diverged > step limit > converged.
+_SEVERITY = np.array([0, 2, 1])
+
+
+def _reduce(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
+    """Statistics over the leading axis of `values` (the draws), named as in `over_seeds`."""
+    if values.dtype == bool:
+        return {name: values.any(axis=0), f"{name}_fraction": values.mean(axis=0)}
+    if np.issubdtype(values.dtype, np.integer):
+        if name == "status" and values.size and values.min() >= 0 and values.max() < len(_SEVERITY):
+            worst = np.argmax(_SEVERITY[values], axis=0)
+            return {name: np.take_along_axis(values, worst[None], axis=0)[0]}
+        return {name: _mode(values)}
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(finite, values, 0).sum(axis=0) / count
+        mean = np.where(count > 0, mean, values.mean(axis=0))  # none finite: inf stays inf
+        deviation = np.where(finite, values - mean, 0)
+        std = np.sqrt((deviation**2).sum(axis=0) / (count - 1))
+        std = np.where(count >= 2, std, np.nan)
+        sem = std / np.sqrt(count)
+    dtype = values.dtype if np.issubdtype(values.dtype, np.floating) else np.float64
+    return {
+        name: mean.astype(dtype),
+        f"{name}_count": count.astype(np.int64),
+        f"{name}_std": std.astype(dtype),
+        f"{name}_sem": sem.astype(dtype),
+    }
+
+
+def _mode(values: np.ndarray) -> np.ndarray:
+    """The most common value along axis 0 (the smallest on ties)."""
+    flat = values.reshape(values.shape[0], -1)
+    out = np.empty(flat.shape[1], values.dtype)
+    for j in range(flat.shape[1]):
+        uniques, counts = np.unique(flat[:, j], return_counts=True)
+        out[j] = uniques[np.argmax(counts)]
+    return out.reshape(values.shape[1:])

@@ -30,6 +30,7 @@ from ..models import PARAMETRIZATIONS
 from ..plot import Label
 from ._rules import NONZERO, POSITIVE, POSITIVE_INT, REAL, SEED, Rule, check, integer
 from ._study_learning_rate import learning_rate_make
+from ._study_sgd import SGD_RULES, sgd_make
 
 __all__ = ["Study", "STUDIES", "time_to_learn", "REGIMES"]
 
@@ -432,6 +433,19 @@ _LEARNING_RATE_LABELS = {
     "catapult_window": Label("catapult window min(x / x_catapult, x_diverge / x)", log=True),
     "error": Label("max relative error of F, exact map vs simulation", log=True),
 }
+_SGD_LABELS = {
+    **_OUTCOME_LABELS,
+    "lr_fraction": Label(r"learning rate $\eta\lambda_{max}/2$ (units of the GD edge)", log=True),
+    "batch_size": Label("batch size B", log=True),
+    "seed": Label("seed"),
+    "risk": Label("final risk", log=True),
+    "theory_risk": Label("final risk (exact expectation)", log=True),
+    "risk0": Label("initial risk", log=True),
+    "edge": Label(r"SGD edge $\eta^*(B)$", log=True),
+    "lr": Label(r"learning rate $\eta$", log=True),
+    "edge_ratio": Label(r"$\eta / \eta^*(B)$ (divergence edge at 1)", log=True),
+    "spectral_radius": Label("spectral radius of the exact recursion", log=True),
+}
 
 
 STUDIES = {
@@ -517,6 +531,28 @@ STUDIES = {
             "m2": POSITIVE,
             "steps": POSITIVE_INT,
         },
+    ),
+    "sgd": Study(
+        name="sgd",
+        description=(
+            "Online minibatch SGD on Gaussian linear regression with a power-law spectrum "
+            "(lam_k = k^-a, lam_k w*_k^2 ~ k^-b): learning rate (units of the GD edge 2/lam_max) x "
+            "batch size x seed; simulated final risk beside its exact expectation and SGD's "
+            "divergence edge (Bordelon & Pehlevan 2021; Paquette et al. 2024)."
+        ),
+        axes={"lr_fraction": 0.1, "batch_size": 1, "seed": 0},
+        params={"d": 64, "spectrum_exponent": 1.5, "target_exponent": 1.0, "noise": 0.1, "steps": 200},
+        make=sgd_make,
+        plot={
+            "x": "lr_fraction",
+            "y": "batch_size",
+            "value": "risk",
+            "theory": "theory_risk",
+            "boundary": "edge_ratio",
+            "boundary_label": "theory: SGD divergence edge",
+        },
+        labels=_SGD_LABELS,
+        rules=SGD_RULES,
     ),
     "lambda": Study(
         name="lambda",
