@@ -8,6 +8,11 @@ Each function's docstring writes its formula and cites its paper.
 from ._committee import CommitteeODE as CommitteeODE
 from ._committee import committee_error as committee_error
 from ._committee import committee_ode as committee_ode
+from ._diagonal import DiagonalFlow as DiagonalFlow
+from ._diagonal import DiagonalImplicitBias as DiagonalImplicitBias
+from ._diagonal import diagonal_flow as diagonal_flow
+from ._diagonal import diagonal_implicit_bias as diagonal_implicit_bias
+from ._diagonal import diagonal_potential as diagonal_potential
 from ._gd_phase import GD_PHASES as GD_PHASES
 from ._gd_phase import GDPhase as GDPhase
 from ._gd_phase import PhaseBoundaries as PhaseBoundaries
@@ -33,6 +38,8 @@ from ._one_hidden_layer import regime as regime
 from ._one_hidden_layer import width_exponent as width_exponent
 from ._one_hidden_layer_gd import OneHiddenLayerGD as OneHiddenLayerGD
 from ._one_hidden_layer_gd import one_hidden_layer_gd as one_hidden_layer_gd
+from ._saddle_to_saddle import SaddleToSaddle as SaddleToSaddle
+from ._saddle_to_saddle import saddle_to_saddle as saddle_to_saddle
 from ._saxe import saxe_mode as saxe_mode
 from ._saxe import saxe_time as saxe_time
 from ._saxe_gd import SaxeModeGD as SaxeModeGD

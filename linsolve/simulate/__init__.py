@@ -9,6 +9,9 @@ from ._common import STATUS_NAMES as STATUS_NAMES
 from ._common import STEP_LIMIT as STEP_LIMIT
 from ._common import Trajectory as Trajectory
 from ._descent import gradient_descent as gradient_descent
+from ._diagonal import DiagonalTrajectory as DiagonalTrajectory
+from ._diagonal import diagonal_gradient_descent as diagonal_gradient_descent
+from ._diagonal import diagonal_gradient_flow as diagonal_gradient_flow
 from ._flow import gradient_flow as gradient_flow
 from ._online import OnlineSGDRun as OnlineSGDRun
 from ._online import online_linear_sgd as online_linear_sgd
