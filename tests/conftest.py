@@ -21,7 +21,11 @@ import pathlib
 import subprocess
 import sys
 
-import jax
+# Two CPU devices run LAPACK (eigh, svd) concurrently; keep the OpenBLAS behind it single-threaded
+# (as `sweep.cpu_devices` does), before anything loads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
 import jax.random as jr
 import pytest
 

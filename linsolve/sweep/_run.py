@@ -56,6 +56,11 @@ def cpu_devices(n: int | None = None) -> int:
     """Split the host CPU into `n` XLA devices (default: one per core) so that a sweep on a CPU
     runs one shard of every chunk per core. Call it before any JAX computation (the CLI does);
     returns the number of devices. Raises ``RuntimeError`` if JAX already runs with another count.
+
+    With several devices, LAPACK calls (``eigh``, ``svd``, ...) run concurrently from the device
+    threads; the OpenBLAS behind them is then limited to one thread each
+    (``OPENBLAS_NUM_THREADS=1`` unless the variable is set), which avoids oversubscribing the
+    cores and the stalls seen when threaded OpenBLAS calls overlap.
     """
     n = (os.cpu_count() or 1) if n is None else int(n)
     if n < 1:
@@ -70,6 +75,8 @@ def cpu_devices(n: int | None = None) -> int:
                 f"JAX computation (or set jax_num_cpu_devices at start-up)."
             )
         return have
+    if n > 1:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when OpenBLAS is loaded
     jax.config.update("jax_num_cpu_devices", n)
     return n
 
