@@ -68,7 +68,9 @@ class OnlineCommitteeRun(NamedTuple):
 def _activation(name: str):
     """``(g, g')`` of an activation name."""
     if name == "erf":
-        return (lambda x: erf(x / np.sqrt(2.0))), (lambda x: np.sqrt(2 / np.pi) * jnp.exp(-0.5 * x**2))
+        # Python floats (weakly typed) keep float32 weights float32 when x64 is on.
+        root2, scale = float(np.sqrt(2.0)), float(np.sqrt(2 / np.pi))
+        return (lambda x: erf(x / root2)), (lambda x: scale * jnp.exp(-0.5 * x**2))
     if name == "linear":
         return (lambda x: x), jnp.ones_like
     return (lambda x: jnp.maximum(x, 0)), (lambda x: (x > 0).astype(x.dtype))
