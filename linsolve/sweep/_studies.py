@@ -30,6 +30,7 @@ from ..models import PARAMETRIZATIONS
 from ..plot import Label
 from ._rules import NONZERO, POSITIVE, POSITIVE_INT, REAL, SEED, Rule, check, integer
 from ._study_committee import COMMITTEE_STUDY_KWARGS
+from ._study_diagonal import DIAGONAL_STUDY_KWARGS
 from ._study_learning_rate import learning_rate_make
 from ._study_sgd import SGD_RULES, sgd_make
 
@@ -577,3 +578,4 @@ STUDIES = {
     ),
 }
 STUDIES["committee"] = Study(**COMMITTEE_STUDY_KWARGS)
+STUDIES["diagonal"] = Study(**DIAGONAL_STUDY_KWARGS)
