@@ -65,9 +65,19 @@ def _monte_carlo(key, lam, c0, lr, B, noise, steps, runs):
     return jax.jit(jax.vmap(run))(jr.split(key, runs))
 
 
-@pytest.mark.parametrize("lam", [POWER, ISOTROPIC], ids=["power", "isotropic"])
-@pytest.mark.parametrize("B", [1, 4, 32])
-@pytest.mark.parametrize("noise", [0.0, 0.3])
+# Every spectrum x batch size x noise; three of them in the default run (tests/test_simulate_online.py
+# checks six more against simulate.online_linear_sgd), the rest with the slow tests.
+_DEFAULT_MC = {("power", 1, 0.3), ("isotropic", 4, 0.0), ("power", 32, 0.0)}
+_MC_CASES = [
+    pytest.param(lam, B, noise, id=f"{name}-{B}-{noise}",
+                 marks=() if (name, B, noise) in _DEFAULT_MC else pytest.mark.slow)
+    for name, lam in (("power", POWER), ("isotropic", ISOTROPIC))
+    for B in (1, 4, 32)
+    for noise in (0.0, 0.3)
+]
+
+
+@pytest.mark.parametrize("lam, B, noise", _MC_CASES)
 def test_monte_carlo_within_three_standard_errors(lam, B, noise):
     lr = 0.5 * float(sgd_max_learning_rate(lam, batch_size=B))
     risks = _monte_carlo(jr.PRNGKey(B + int(10 * noise)), lam, C0, lr, B, noise, 40, 2000)
