@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import linsolve as lns
-from linsolve import analysis, exact, init, mlp, models, tasks
+from linsolve import analysis, exact, init, mlp, models, simulate, tasks
 
 NAN, INF = float("nan"), float("inf")
 KEY = jr.PRNGKey(0)
@@ -361,6 +361,47 @@ CASES = [
     Case("sharpness/k-zero", lambda: analysis.sharpness(lambda p: jnp.sum(p**2), jnp.ones(3), k=0),
          "k"),
     Case("sharpness/loss_fn-none", lambda: analysis.sharpness(None, jnp.ones(3)), "loss_fn"),
+    # --- SGD theory, committee machines, diagonal nets, end-to-end flow -------------------------
+    Case("sgd_risk/eigenvalues-negative",
+         lambda: exact.sgd_risk(3, eigenvalues=[1.0, -1.0], c0=[1.0, 1.0], lr=0.1, batch_size=1),
+         "eigenvalues"),
+    Case("sgd_risk/batch_size-zero",
+         lambda: exact.sgd_risk(3, eigenvalues=[1.0], c0=[1.0], lr=0.1, batch_size=0), "batch_size"),
+    Case("sgd_risk/lr-zero",
+         lambda: exact.sgd_risk(3, eigenvalues=[1.0], c0=[1.0], lr=0.0, batch_size=1), "lr"),
+    Case("sgd_max_learning_rate/batch_size-half",
+         lambda: exact.sgd_max_learning_rate([1.0], batch_size=0.5), "batch_size"),
+    Case("committee_error/Q-asymmetric",
+         lambda: exact.committee_error(jnp.array([[1.0, 0.5], [0.0, 1.0]]), jnp.eye(2), jnp.eye(2),
+                                       jnp.ones(2), jnp.ones(2)), "Q"),
+    Case("committee_error/activation",
+         lambda: exact.committee_error(jnp.eye(2), jnp.eye(2), jnp.eye(2), jnp.ones(2), jnp.ones(2),
+                                       activation="tanh"), "activation"),
+    Case("committee_ode/lr-zero",
+         lambda: exact.committee_ode(jnp.array([0.0, 1.0]), Q0=jnp.eye(2), R0=jnp.eye(2),
+                                     T=jnp.eye(2), v0=jnp.ones(2), v_star=jnp.ones(2), lr=0.0), "lr"),
+    Case("committee_ode/R0-shape",
+         lambda: exact.committee_ode(jnp.array([0.0, 1.0]), Q0=jnp.eye(2), R0=jnp.eye(3),
+                                     T=jnp.eye(2), v0=jnp.ones(2), v_star=jnp.ones(2), lr=1.0), "R0"),
+    Case("online_sgd_committee/lr-negative",
+         lambda: simulate.online_sgd_committee(KEY, N=10, K=2, M=2, lr=-1.0, steps=5), "lr"),
+    Case("online_linear_sgd/batch_size-zero",
+         lambda: simulate.online_linear_sgd(KEY, covariance=jnp.ones(3), w_star=jnp.ones(3),
+                                            w0=jnp.zeros(3), lr=0.1, batch_size=0, steps=5),
+         "batch_size"),
+    Case("diagonal_implicit_bias/alpha-negative",
+         lambda: exact.diagonal_implicit_bias(np.ones((2, 4)), np.ones(2), alpha=-1.0), "alpha"),
+    Case("diagonal_implicit_bias/y-shape",
+         lambda: exact.diagonal_implicit_bias(np.ones((2, 4)), np.ones(3), alpha=1.0), "y"),
+    Case("diagonal_flow/alpha-zero",
+         lambda: exact.diagonal_flow(jnp.array([0.0, 1.0]), np.eye(2, 4), np.ones(2), alpha=0.0),
+         "alpha"),
+    Case("end_to_end_flow/depth-zero",
+         lambda: simulate.end_to_end_flow(jnp.eye(2), lns.Task(I2, jnp.eye(2), I2),
+                                          jnp.array([0.0, 1.0]), depth=0), "depth"),
+    Case("end_to_end_flow/P0-shape",
+         lambda: simulate.end_to_end_flow(jnp.ones(3), lns.Task(I2, jnp.eye(2), I2),
+                                          jnp.array([0.0, 1.0]), depth=2), "P0"),
 ]
 
 
