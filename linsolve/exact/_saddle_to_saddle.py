@@ -30,8 +30,9 @@ import numpy as np
 import scipy.optimize
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from .._validate import as_float, float_dtype_of, is_concrete
+from .._validate import is_concrete
 from ..simulate._common import check_int
+from ..simulate._diagonal import check_regression
 
 __all__ = ["SaddleToSaddle", "saddle_to_saddle"]
 
@@ -141,14 +142,8 @@ def saddle_to_saddle(
     References: Pesme & Flammarion (2023), "Saddle-to-saddle dynamics in diagonal linear
     networks", arXiv:2304.00488, Algorithm 1.
     """
-    dtype = float_dtype_of(X, y)
-    X = as_float(X, "X", dtype, ndim=2)
-    y = as_float(y, "y", dtype, ndim=1)
+    X, y, _, dtype = check_regression(X, y, 1.0)  # the shapes of the diagonal-net problem
     n, d = X.shape
-    if n == 0 or d == 0:
-        raise ValueError(f"`X` must have at least one row and one column; got shape {(n, d)}.")
-    if y.shape != (n,):
-        raise ValueError(f"`y` must have shape (n,)=({n},) to match `X` {(n, d)}; got {y.shape}.")
     max_saddles = 10 * d if max_saddles is None else check_int("max_saddles", max_saddles, 1)
     if not is_concrete((X, y)):
         raise ValueError("`X` and `y` must be concrete (the algorithm runs on the host).")

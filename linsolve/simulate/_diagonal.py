@@ -27,7 +27,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from .._validate import as_float, as_scalar, check_positive, float_dtype_of, is_concrete
 from ._common import check_int, freeze_after_failure, status_code
-from ._flow import _check_tolerances, default_solver
+from ._flow import _check_tolerances, check_solver
 
 __all__ = ["DiagonalTrajectory", "diagonal_gradient_flow", "diagonal_gradient_descent"]
 
@@ -201,10 +201,7 @@ def diagonal_gradient_flow(
     ts = _check_times(ts, dtype)
     rtol, atol = _check_tolerances(rtol, atol, dtype)
     max_steps = check_int("max_steps", max_steps, 1)
-    if solver is None:
-        solver = default_solver(dtype)
-    elif not isinstance(solver, diffrax.AbstractAdaptiveSolver):
-        raise ValueError(f"`solver` must be an adaptive diffrax solver; got {solver!r}.")
+    solver = check_solver(solver, dtype)
     return _flow(X, y, alpha, ts, rtol, atol, max_steps, solver)
 
 

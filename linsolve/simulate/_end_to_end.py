@@ -27,7 +27,7 @@ from .._validate import as_float, as_scalar, check_size, float_dtype_of
 from ..init import decoupled
 from ..tasks import Task
 from ._common import Trajectory, check_int, freeze_after_failure, status_code
-from ._flow import _check_tolerances, _states_at_saves, default_solver
+from ._flow import _check_tolerances, _states_at_saves, check_solver
 
 __all__ = ["end_to_end_flow", "end_to_end_velocity", "balanced_factorization"]
 
@@ -271,12 +271,7 @@ def end_to_end_flow(
     lr = as_scalar("lr", lr, dtype)
     rtol, atol = _check_tolerances(rtol, atol, dtype)
     max_steps = check_int("max_steps", max_steps, 1)
-    if solver is None:
-        solver = default_solver(dtype)
-    elif not isinstance(solver, diffrax.AbstractAdaptiveSolver):
-        raise ValueError(
-            f"`solver` must be an adaptive diffrax solver (e.g. diffrax.Dopri8()); got {solver!r}."
-        )
+    solver = check_solver(solver, dtype)
     if observe is not None and not callable(observe):
         raise ValueError(f"`observe` must be a callable P -> dict or None; got {observe!r}.")
     return _solve(P0, loss, ts, lr, depth, rtol, atol, max_steps, solver, observe)

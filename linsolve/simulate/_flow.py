@@ -54,6 +54,17 @@ def default_solver(dtype):
     return diffrax.Dopri8() if jnp.finfo(dtype).bits >= 64 else diffrax.Tsit5()
 
 
+def check_solver(solver, dtype):
+    """`solver`, or :func:`default_solver` for None; anything but an adaptive diffrax solver raises."""
+    if solver is None:
+        return default_solver(dtype)
+    if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+        raise ValueError(
+            f"`solver` must be an adaptive diffrax solver (e.g. diffrax.Dopri8()); got {solver!r}."
+        )
+    return solver
+
+
 def _check_tolerances(rtol, atol, dtype) -> tuple[float, float]:
     default_rtol, default_atol = default_tolerances(dtype)
     out = []
@@ -351,12 +362,7 @@ def gradient_flow(
     rtol, atol = _check_tolerances(rtol, atol, dtype)
     steady_state = _check_steady_state(steady_state, rtol, dtype)
     max_steps = check_int("max_steps", max_steps, 1)
-    if solver is None:
-        solver = default_solver(dtype)
-    elif not isinstance(solver, diffrax.AbstractAdaptiveSolver):
-        raise ValueError(
-            f"`solver` must be an adaptive diffrax solver (e.g. diffrax.Dopri8()); got {solver!r}."
-        )
+    solver = check_solver(solver, dtype)
     if observe is not None and not callable(observe):
         raise ValueError(f"`observe` must be a callable params -> dict or None; got {observe!r}.")
     weight_decay = check_weight_decay(weight_decay, dtype)
