@@ -41,6 +41,7 @@ class Task(eqx.Module):
     """Sufficient statistics of a regression task (and optionally the data they came from).
 
     **Fields:**
+
     - `Sxx`: (d_in, d_in) input second moment ``X^T X / n``.
     - `Syx`: (d_out, d_in) input-output cross moment ``Y^T X / n``.
     - `Syy`: (d_out, d_out) output second moment ``Y^T Y / n``.
@@ -240,6 +241,7 @@ def teacher(
     """A linear teacher ``y = W* x (+ noise)`` with ``W* = U diag(singular_values) V^T``.
 
     **Arguments:**
+
     - `key`: PRNG key; `U` and `V` are Haar-random with orthonormal columns.
     - `d_in`, `d_out`: input and output sizes.
     - `singular_values`: (r,) non-negative values, r <= min(d_in, d_out).

@@ -200,6 +200,7 @@ def agop(
     r"""Average gradient outer product ``(1/N) sum_i J_f(x_i)^T J_f(x_i)`` by ``vmap(jacrev)``.
 
     **Arguments:**
+
     - `fn`: the predictor on ONE sample, ``(d,) -> (K,)`` (or a scalar, or any shape: the outputs
       are flattened). Wrap a batched network as ``lambda x: net(x[None])[0]``.
     - `X`: (N, d) samples (rows).
@@ -317,6 +318,7 @@ def layer_agops(params, X=None, *, output_scale=1.0, chunk_size: int | None = No
     ``h_{l-1}(x_i)`` (``h_0 = x``), each (n_{l-1}, n_{l-1}).
 
     **Arguments:**
+
     - `params`: deep linear tuple ``(W1, ..., WL)`` (closed form, `X` unused), a
       :class:`~linsolve.models.ShallowNet` (closed forms: :func:`agop_shallow` and
       ``kappa^2 W_2^T W_2``) or an :class:`~linsolve.mlp.MLP` (autodiff, batch-norm statistics of

@@ -26,6 +26,7 @@ def linear_sum_assignment(cost) -> tuple[np.ndarray, np.ndarray]:
     with ``scipy.optimize.linear_sum_assignment``.
 
     **Arguments:**
+
     - `cost`: (n, m) finite real cost matrix (any n, m >= 0).
 
     **Returns:** ``(row_ind, col_ind)``, int64 arrays of length ``min(n, m)``, ``row_ind``

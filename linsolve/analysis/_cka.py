@@ -234,6 +234,7 @@ def cka(
     r"""Centred kernel alignment ``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` of two representations.
 
     **Arguments:**
+
     - `A`: (n, p) representation of n inputs (a 1-D array counts as one feature).
     - `B`: (n, q) representation of the same n inputs (same order).
     - `debiased`: use the unbiased HSIC of Song et al. (2012) (needs n >= 4) instead of the biased
@@ -295,6 +296,7 @@ def cka_minibatch(A_batches, B_batches) -> Float[Array, ""]:
     ``CKA_mb = sum_b HSIC_1(K_b, L_b) / sqrt(sum_b HSIC_1(K_b, K_b) sum_b HSIC_1(L_b, L_b))``.
 
     **Arguments:**
+
     - `A_batches`: (b, m, p) array, or a sequence of (m_i, p) arrays (minibatches of the inputs).
     - `B_batches`: the same minibatches through the other representation, (b, m, q) or a
       sequence of (m_i, q); every m_i >= 4.

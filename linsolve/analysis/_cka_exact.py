@@ -48,6 +48,7 @@ def cka_matrix_exact(
     diagonal blocks.
 
     **Arguments:**
+
     - `t`: (T,) times >= 0 (gradient descent with rate ``lr`` after k steps: ``t = k``, ``tau = 1/lr``).
     - `W1`, `W2`, `task`, `tau`: as for :func:`linsolve.exact.lambda_balanced`.
     - `layer`: ``"hidden"`` (``h = W1 x``) or ``"output"`` (``f = W2 W1 x``).

@@ -59,6 +59,7 @@ def cka_matrix(reps: Float[ArrayLike, "T n p"], *, debiased: bool = False) -> Fl
     when the width ``p < n``, else from the T centred Gram matrices at once (``O(T^2 n^2)``).
 
     **Arguments:**
+
     - `reps`: (T, n, p) representations of the same n inputs at T snapshots (e.g. a layer's
       activations on a fixed evaluation set at log-spaced training times).
     - `debiased`: unbiased HSIC (Song et al. 2012; n >= 4) instead of the biased one.
@@ -135,6 +136,7 @@ def cka_matrix_linear(
     a rotation of the hidden units (``W -> R W``) leaves ``M`` and so the matrix unchanged.
 
     **Arguments:**
+
     - `Ms`: (T, d, d) symmetric PSD matrices ``W_t^T W_t`` (or any ``B_t^T B_t`` of a linear map
       ``x -> B_t x``, e.g. ``P^T P`` for a network's output).
     - `cov`: (d, d) input covariance (default ``I``: whitened, centred inputs), or

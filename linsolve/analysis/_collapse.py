@@ -198,6 +198,7 @@ def nc1(
     ``Sigma_B = (1/K) sum_c (mu_c - mu_bar)(mu_c - mu_bar)^T`` (module notes).
 
     **Arguments:**
+
     - `features`: (N, D) features, one row per sample (finite).
     - `labels`: (N,) integer classes (any K >= 2 distinct values, each with >= 2 samples; classes
       are taken in sorted order), or (N, K) one-hot / +-1 one-hot targets.

@@ -112,6 +112,7 @@ def layer_collapse(
     r"""NC1 at every layer's input, after ``S V^T``, before and after the nonlinearity, and the NFA.
 
     **Arguments:**
+
     - `params`: deep linear tuple ``(W1, ..., WL)``, a :class:`~linsolve.models.ShallowNet` or an
       :class:`~linsolve.mlp.MLP`.
     - `X`: (N, d_in) inputs; `labels`: as for :func:`nc1`.

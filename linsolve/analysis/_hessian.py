@@ -50,6 +50,7 @@ class HessianSpectrum(eqx.Module):
     """Eigenvalues of a Hessian and their signs.
 
     **Fields:**
+
     - `eigenvalues`: (P,) all eigenvalues (``method="full"``), or (k,) Ritz values (Lanczos), ascending.
     - `n_negative`, `n_zero`, `n_positive`: counts of ``lambda < -tol``, ``|lambda| <= tol``,
       ``lambda > tol`` among `eigenvalues`.
@@ -230,6 +231,7 @@ def hessian_spectrum(
     """Eigenvalues of the Hessian of ``loss_fn`` at ``params``, their signs and a classification.
 
     **Arguments:**
+
     - `loss_fn`: ``params -> scalar`` loss (e.g. ``lambda p: linsolve.models.loss(p, task)``).
     - `params`: the point, any PyTree of floating arrays (flattened by ``ravel_pytree``).
     - `method`: ``"full"`` (dense ``jax.hessian`` + ``eigh``) or ``"lanczos"`` (HVP-based, for

@@ -218,6 +218,7 @@ def dmd(
     ``eig(A)`` exactly.
 
     **Arguments:**
+
     - `trajectories`: (T, D, N) (time, state, initial condition), (T, D), a
       :class:`~linsolve.simulate.Trajectory` (also a vmapped ensemble, ``ts`` (N, T)), or a list
       of any of these (lengths may differ; D must agree).

@@ -108,6 +108,7 @@ def ensemble_observables(
     Redman et al., where a seed fixes the batch order and the ensemble varies the initialisation).
 
     **Arguments:**
+
     - `params0`: stacked initialisations (leading axis N), e.g. from :func:`perturbed_ensemble`.
     - `task`, `lrs`, `steps`, `record_every`, `batch_size`, `key`, `optimizer`, `output_scale`:
       as for ``gradient_descent``.

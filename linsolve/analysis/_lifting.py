@@ -294,6 +294,7 @@ def lift(
     """Critical lifting: insert one layer after layer `after_layer` keeping the outputs on `X`.
 
     **Arguments:**
+
     - `params`: deep linear tuple ``(W1, ..., WL)``, a ShallowNet or an MLP (ReLU or linear
       activation, no batch normalisation).
     - `after_layer`: ``q`` in ``[0, L-1]``: the new layer reads ``h^[q]`` (``q = 0``: the input) and

@@ -141,6 +141,7 @@ def fit_probe(
     ``W^T = (R_c^T R_c + ridge I)^+ R_c^T Y_c``, ``b = mean(Y) - W mean(R)`` (module notes).
 
     **Arguments:**
+
     - `R`: (n, p) representation of the n training inputs (a layer at one snapshot).
     - `labels`: (n,) integer classes in ``[0, num_classes)``.
     - `num_classes`: K (default ``max(labels) + 1``; required under ``jit``/``vmap``).
@@ -240,6 +241,7 @@ def probe_agreement(probe_a, probe_b, points: Float[ArrayLike, "*m p"]) -> Float
     leading axes of `points`, this is the plane-averaged agreement.
 
     **Arguments:**
+
     - `probe_a`, `probe_b`: :class:`LinearProbe` s or callables (see :func:`predict`); e.g.
       ``lambda X: probe_t(features_t(X))`` to compare a layer's probes at two training times on
       the same input grid.
@@ -301,6 +303,7 @@ def probe_agreement_matrix(
     agree (Sharon & Dar 2024; Somepalli et al. 2022).
 
     **Arguments:**
+
     - `train_reps`: (T, n, p) the layer on the n training inputs at each snapshot.
     - `labels`: (n,) training labels the probes are fitted to (noisy or clean, the caller's choice).
     - `point_reps`: (T, *m, p) the layer on the evaluation points at each snapshot.

@@ -234,6 +234,7 @@ class DeepRFM(eqx.Module):
     """A fitted Deep RFM and its per-layer collapse metrics (every array field has L = `layers` rows).
 
     **Fields:**
+
     - `nc1_input`, `nc1_agop`, `nc1_features`: (L,) NC1 (``tr Sigma_W / tr Sigma_B``) of the
       normalised layer input ``X_l``, of ``M_l^{1/2} X_l`` and of ``Phi_l(M_l^{1/2} X_l)``.
     - `nc2_input`, `nc2_agop`, `nc2_features`: (L,) NC2 (Frobenius distance to the simplex ETF).
@@ -303,6 +304,7 @@ def deep_rfm(
     r"""Deep Recursive Feature Machine (Beaglehole et al. 2024, Algorithm 1) with per-layer NC metrics.
 
     **Arguments:**
+
     - `X`: (N, d) training inputs (rows).
     - `y`: (N,) integer labels (targets become +-1 one-hot: 1 for the class, -1 otherwise) or
       (N, K) targets used as given (classes = argmax). At least 2 classes of >= 2 samples each.

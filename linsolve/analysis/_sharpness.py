@@ -50,6 +50,7 @@ class HessianExtremes(NamedTuple):
     """The extreme Ritz pairs of a Lanczos run on the Hessian (a PyTree: works under ``vmap``).
 
     **Fields:**
+
     - `largest`: () top Ritz value, the sharpness ``lambda_max`` (from below).
     - `smallest`: () bottom Ritz value, ``lambda_min`` (from above).
     - `direction`: unit top Ritz vector, a PyTree like the parameters.
@@ -112,6 +113,7 @@ def sharpness(loss_fn, params, *, k: int = 20, key=None) -> Float[Array, ""]:
     ``S <= 2/eta``.
 
     **Arguments:**
+
     - `loss_fn`: ``params -> scalar`` loss (e.g. :func:`training_loss`).
     - `params`: the point, any PyTree of floating arrays (a deep linear tuple, a Network, ...).
     - `k`: Lanczos steps, a positive integer (static), clipped to P; default 20.
@@ -184,6 +186,7 @@ def sharpness_observer(loss_fn, *, k: int = 20, key=None, output_scale=None, wei
     compares with ``2/lr``; or pass any ``params -> scalar`` callable as ``R``.
 
     **Arguments:**
+
     - `loss_fn`: a :class:`~linsolve.Task` or a callable ``params -> scalar``.
     - `k`, `key`: as :func:`sharpness` (validated now).
     - `output_scale`, `weight_decay`: kappa and gamma of the run (default 1 and 0), with a Task

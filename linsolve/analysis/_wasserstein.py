@@ -77,6 +77,7 @@ def uniform_wasserstein(x, y, *, method: str = "auto") -> tuple[float, np.ndarra
     r"""1-Wasserstein distance between the uniform distributions on two complex point sets.
 
     **Arguments:**
+
     - `x`: (n,) complex (or real) points, n >= 1; `y`: (m,) points, m >= 1 (finite, validated by
       the caller).
     - `method`: ``"auto"`` (the Hungarian method when ``n = m``, else the transport LP),

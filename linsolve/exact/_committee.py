@@ -60,6 +60,7 @@ class CommitteeODE(NamedTuple):
     """The solution of the committee-machine ODEs at the save times.
 
     **Fields:**
+
     - `t`: (T,) save times ``alpha = steps / N``.
     - `Q`: (T, K, K), `R`: (T, K, M), `v`: (T, K) order parameters at the saves (frozen at the
       last good save after a divergence).
@@ -149,6 +150,7 @@ def committee_error(
     sqrt(C11 C22) / (2 pi) (sin th + (pi - th) cos th)``, ``cos th = C12 / sqrt(C11 C22)``.
 
     **Arguments:**
+
     - `Q`: (K, K) student overlaps ``W W^T / N`` (symmetric).
     - `R`: (K, M) student-teacher overlaps ``W W*^T / N``.
     - `T`: (M, M) teacher overlaps ``W* W*^T / N`` (symmetric).
@@ -288,6 +290,7 @@ def committee_ode(
     can take long; the linear activation blows up exponentially.
 
     **Arguments:**
+
     - `t`: (T,) finite, non-negative, non-decreasing save times in ``alpha = steps / N``.
     - `Q0`: (K, K) symmetric, `R0`: (K, M), `v0`: (K,) the initial order parameters (e.g.
       ``OnlineCommitteeRun.Q[0]`` of :func:`linsolve.simulate.online_sgd_committee`).

@@ -213,6 +213,7 @@ def diagonal_implicit_bias(
     minimum-l2 one (pseudo-inverse).
 
     **Arguments:**
+
     - `X`: (n, d) of any shape (n < d is the interesting case), with `y` (n,) in its range (a
       consistent system); rank-deficient ``X`` is allowed. With full column rank the answer is
       the unique solution.
@@ -328,6 +329,7 @@ def diagonal_flow(
     solved.
 
     **Arguments:**
+
     - `t`: (T,) non-negative, non-decreasing times.
     - `X` (n, d), `y` (n,): any shapes; `alpha` > 0 finite, scalar or (d,) (traced in the ODE).
     - `method`: ``"auto"`` (closed form when ``X`` is concrete and decoupled), ``"ode"`` or

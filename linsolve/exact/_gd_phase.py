@@ -52,6 +52,7 @@ class GDPhase(NamedTuple):
     """The outcome of gradient descent from one start (scalars, or arrays under ``jax.vmap``).
 
     **Fields:**
+
     - `code`: int32 index into :data:`GD_PHASES` ("lazy", "catapult", "diverged", "undecided").
     - `lr_lambda0`: ``m2 kappa^2 (lr_u |w0|^2 + lr_w |u0|^2)``, the start's ``lr lambda_0``.
     - `lr_lambda`: the same at the last step (< 2 when converged).
@@ -73,6 +74,7 @@ class PhaseBoundaries(NamedTuple):
     """Learning-rate boundaries along a ray ``(lr_u, lr_w) = lr (1/sqrt(r), sqrt(r))``.
 
     **Fields:**
+
     - `lr_catapult`, `lr_diverge`: the smallest ``lr`` that catapults / diverges (``inf`` when not
       found below the search limit).
     - `lambda0`: ``m2 kappa^2 (|w0|^2/sqrt(r) + |u0|^2 sqrt(r))``, so ``lr lambda0`` is the

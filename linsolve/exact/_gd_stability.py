@@ -99,6 +99,7 @@ def minimum_sharpness(task: Task, *, depth: int, lrs=None) -> Float[Array, ""]:
     hidden width is at least ``rank(Syx)`` (else the minimum is not reachable).
 
     **Arguments:**
+
     - `task`: a :class:`~linsolve.Task` whose ``Sxx`` is positive definite.
     - `depth`: number of weight matrices ``L`` (Python int >= 1).
     - `lrs`: per-layer rate multipliers ``(d_1, ..., d_L)`` > 0 (or a scalar); default all 1.
@@ -129,6 +130,7 @@ def max_learning_rate(task: Task, *, depth: int, lrs=None) -> Float[Array, ""]:
     ``K = kappa^2 (|u|^2 + |w|^2)``); derivation in the module docstring.
 
     **Arguments:**
+
     - `task`: a :class:`~linsolve.Task` whose ``Sxx`` is positive definite.
     - `depth`: number of weight matrices ``L`` (Python int >= 1). Hidden widths are assumed
       ``>= rank(Syx)``.

@@ -112,6 +112,7 @@ class LambdaBalancedSolution(NamedTuple):
     """Closed-form state of a lambda-balanced two-layer linear network; time axes first.
 
     **Fields:**
+
     - `product`: (*t, d_out, d_in) network function ``W2 W1``.
     - `input_gram`: (*t, d_in, d_in) input representation ``W1^T W1``.
     - `output_gram`: (*t, d_out, d_out) output representation ``W2 W2^T``.
@@ -241,6 +242,7 @@ def lambda_balanced(
     ``F - gamma I``.
 
     **Arguments:**
+
     - `t`: times >= 0 of any shape (``inf`` allowed); the results gain these leading axes.
       ``t = 0`` returns the initial grams and product exactly, ``t = inf`` the limit of ``X(t)``.
     - `W1`: (h, d_in) first layer; `W2`: (d_out, h) second layer, with

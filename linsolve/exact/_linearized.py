@@ -46,6 +46,7 @@ class LinearizedSolution(NamedTuple):
     """Kernel-regime prediction on the training set; time axes first.
 
     **Fields:**
+
     - `f`: (*t, n) or (*t, n, k) outputs on the training inputs.
     - `loss`: (*t,) mean over samples of ``1/2 |f - y|^2``.
     """
@@ -116,6 +117,7 @@ def linearized(
     where ``f0 - y`` is kept for all t; every other mode decays as ``exp(-theta t / n)``.
 
     **Arguments:**
+
     - `t`: times >= 0 of any shape (``inf`` allowed); the results gain these leading axes.
       ``t = 0`` returns ``f0`` exactly; ``t = inf`` returns ``y + P_null (f0 - y)``.
     - `f0`: (n,) or (n, k) outputs at initialisation (n, k >= 1); `y`: targets of the same shape.

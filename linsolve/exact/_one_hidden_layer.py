@@ -70,6 +70,7 @@ class OneHiddenLayer(eqx.Module):
     """Closed-form state of the width-d one-dimensional network; leading axes are those of ``t``.
 
     **Fields:**
+
     - `u`, `w`: (..., d) readout and first-layer weights.
     - `F`: (...) the end-to-end scalar ``kappa u.w``.
     - `loss`: (...) ``1/2 m2 (F - s)^2``.
@@ -234,6 +235,7 @@ def one_hidden_layer(
     never changes sign and goes to 0 when ``F0 s <= 0``), d = 1.
 
     **Arguments:**
+
     - `t`: times >= 0, any shape (``inf`` allowed); the result gains these leading axes.
     - `u0`, `w0`: (d,) initial readout and first-layer weights.
     - `weight_decay`: ``gamma >= 0`` (default 0), the penalty ``(gamma/2)(|u|^2 + |w|^2)``.

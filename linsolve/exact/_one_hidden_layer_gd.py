@@ -58,6 +58,7 @@ class OneHiddenLayerGD(eqx.Module):
     of ``steps``.
 
     **Fields:**
+
     - `u`, `w`: (..., d) readout and first-layer weights (None with ``weights=False``).
     - `F`: (...) the end-to-end scalar ``kappa u.w``.
     - `loss`: (...) ``1/2 m2 (F - s)^2`` (without the penalty); ``inf`` once diverged.
@@ -165,6 +166,7 @@ def one_hidden_layer_gd(
     lrs=(lr_w, lr_u), output_scale=kappa, weight_decay=gamma)``, to rounding.
 
     **Arguments:**
+
     - `steps`: non-negative integers of any shape (may be traced); the results gain these axes.
     - `u0`, `w0`: (d,) initial readout and first-layer weights.
     - `s`: target; `m2`: ``E[x^2] > 0``; `kappa`: output scale > 0; `lr_u`, `lr_w`: learning

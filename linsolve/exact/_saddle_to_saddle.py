@@ -132,6 +132,7 @@ def saddle_to_saddle(
     with jump times off by ``O(1 / log(1/alpha))`` (relative).
 
     **Arguments:**
+
     - `X`: (n, d), `y`: (n,) (computed in float64 on the host; results in the inputs' dtype).
     - `max_saddles`: bound on the number of jumps (default ``10 d``); ``converged`` is False when
       it is reached.

@@ -150,6 +150,7 @@ def saxe_mode(
     ``u0 s < 0`` decays to 0).
 
     **Arguments:**
+
     - `t`: times >= 0 of any shape (``inf`` allowed).
     - `s`: task singular value; `u0`: initial strength; `tau`: time constant > 0; `variance`:
       input variance ``lam > 0`` of the mode; `weight_decay`: ``gamma >= 0``. These broadcast

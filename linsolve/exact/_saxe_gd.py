@@ -52,6 +52,7 @@ class SaxeModeGD(NamedTuple):
     """State of a balanced aligned mode after integer numbers of GD steps (broadcast shape).
 
     **Fields:**
+
     - `u`: (*shape) the strength ``u = a_L ... a_1``; ``nan`` from the step at which the run
       diverged on (see `diverged`).
     - `loss`: (*shape) the mode's loss without the penalty, ``(v u - s)^2 / (2 v)``
@@ -95,6 +96,7 @@ def saxe_mode_gd(
     rates) from a balanced init aligned with ``Syx = U diag(s) V^T`` and ``Sxx = V diag(v) V^T``.
 
     **Arguments:**
+
     - `steps`: non-negative integers of any shape; must be concrete (a ``lax.scan`` runs
       ``max(steps)`` steps and the requested ones are gathered).
     - `s`: task singular value; `u0`: initial strength (any signs); `lr`: learning rate > 0;

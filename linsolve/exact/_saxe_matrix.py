@@ -122,6 +122,7 @@ def saxe_product(
     ``u_alpha(0) = 0`` stay at 0). Build such inits with :func:`linsolve.init.aligned`.
 
     **Arguments:**
+
     - `t`: times >= 0, any shape.
     - `params0`: ``(W1, ..., WL)``, balanced and decoupled (checked; ``ValueError`` otherwise).
     - `task`: a :class:`~linsolve.Task` with ``Sxx`` aligned as above (checked; a general

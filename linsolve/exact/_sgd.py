@@ -67,6 +67,7 @@ class SGDRisk(NamedTuple):
     """Expected state of online SGD after integer numbers of steps; leading axes are ``steps``'.
 
     **Fields:**
+
     - `risk`: (*steps) population risk ``1/2 sum_k lam_k c_k + sigma^2/2`` (``inf`` once it
       overflows).
     - `c`: (*steps, d) second moments ``E[(w - w*)_k^2]`` in the eigenbasis of ``Sigma``.
@@ -128,6 +129,7 @@ def sgd_risk(
     leaves ``~eps |c_0|`` absolute error in ``c_t``.
 
     **Arguments:**
+
     - `steps`: non-negative integers of any shape (may be traced).
     - `eigenvalues`: (d,) eigenvalues ``lam_k >= 0`` of the input covariance ``Sigma``.
     - `c0`: (d,) initial ``E[(w_0 - w*)_k^2] >= 0`` in that eigenbasis (for a deterministic start

@@ -77,6 +77,7 @@ class SingleNeuron(eqx.Module):
     """Closed-form state of the single neuron; every field has the time axes of ``t`` in front.
 
     **Fields:**
+
     - `a`: (*t) second-layer weight.
     - `w`: (*t, d) first-layer weights.
     - `beta`: (*t, d) end-to-end map ``a w``.
@@ -320,6 +321,7 @@ def single_neuron(
     (``beta*`` for a generic start; a saddle when the growing mode is absent).
 
     **Arguments:**
+
     - `t`: times >= 0, any shape (``inf`` allowed).
     - `a0`: scalar initial second-layer weight (any sign, 0 allowed).
     - `w0`: (d,) initial first-layer weights.

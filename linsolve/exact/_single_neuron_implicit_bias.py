@@ -86,6 +86,7 @@ def single_neuron_implicit_bias(
     when ``P_R w0`` is parallel to ``beta*_R`` (e.g. rank 1).
 
     **Arguments:**
+
     - `a0`: scalar; `w0`: (d,) initial weights.
     - `task`: a :class:`~linsolve.Task` with ``d_out = 1``; ``Sxx`` symmetric positive
       semi-definite (singular allowed) and ``Sxy = Syx^T`` in its range (else the loss is

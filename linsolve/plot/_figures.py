@@ -50,6 +50,7 @@ def phase_figures(result, layout: dict, *, labels=None, select=None, max_panels:
     stem then ending in ``_<axis>-<value>``.
 
     **Arguments:**
+
     - `result`: a `SweepResult`.
     - `layout`: ``x``, ``y`` (axes; when one has a single value another swept axis is used),
       ``value``; optional ``theory``, ``boundary`` (an output whose level 1 is the theory's phase

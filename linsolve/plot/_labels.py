@@ -14,6 +14,7 @@ class Label(NamedTuple):
     """How a sweep axis or output is shown in figures.
 
     **Fields:**
+
     - `text`: human-readable name, e.g. ``"width d"`` or ``r"lr ratio $\\eta_w/\\eta_u$"`` (matplotlib
       mathtext between dollar signs is allowed).
     - `log`: a logarithmic quantity. An output gets a logarithmic colour scale (when its values are

@@ -211,6 +211,7 @@ def heatmap(
     drawn by index and labelled by value, so log-spaced axes appear evenly spaced.
 
     **Arguments:**
+
     - `result`: a `SweepResult`; `x`, `y`, `value`: names of two axes and an output.
     - `path`: save a PNG there when given.
     - `boundary`: an output (a ratio) whose level 1 is drawn as a contour with a legend entry

@@ -39,6 +39,7 @@ class OnlineCommitteeRun(NamedTuple):
     """One online-SGD run of a committee student; recorded fields carry the record axis first.
 
     **Fields:**
+
     - `steps`: (T,) int32 step counts ``0, record_every, ..., steps``; `alpha`: (T,) ``steps / N``.
     - `Q`: (T, K, K), `R`: (T, K, M), `v`: (T, K) order parameters at the records (``Q[0], R[0],
       v[0]`` are those of the initial weights: start :func:`linsolve.exact.committee_ode` there).
@@ -135,6 +136,7 @@ def online_sgd_committee(
     ``eps_g`` at ``alpha = 0, record_every / N, ..., steps / N``.
 
     **Arguments:**
+
     - `key`: a JAX PRNG key; it draws the default teacher and student (when not given) and the
       samples (``jax.vmap`` over keys gives independent runs).
     - `N`, `K`, `M`: input dimension, student and teacher widths (static; must match `teacher`

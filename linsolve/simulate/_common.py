@@ -35,6 +35,7 @@ class Trajectory(eqx.Module):
     """A simulated training run; every field carries the recorded-time axis first.
 
     **Fields:**
+
     - `ts`: (T,) times of the records (for gradient descent: step counts, ``t = k``).
     - `params`: the parameters at each record (tuple of (T, n_l, n_{l-1}) or a Network (ShallowNet,
       MLP) of stacked arrays).

@@ -196,6 +196,7 @@ def gradient_descent(
     ..., steps``.
 
     **Arguments:**
+
     - `params0`: tuple ``(W1, ..., WL)`` or a Network (ShallowNet, MLP).
     - `task`: the :class:`~linsolve.Task`; full batch uses its covariance form (deep linear) or
       its data (Network).

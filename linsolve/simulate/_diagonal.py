@@ -36,6 +36,7 @@ class DiagonalTrajectory(eqx.Module):
     """A simulated run of a diagonal linear network; every field but the scalars has time first.
 
     **Fields:**
+
     - `ts`: (T,) record times (gradient descent: step counts).
     - `u`, `v`: (T, d) the parameters; `beta`: (T, d) ``u*u - v*v``.
     - `loss`: (T,) ``1/(2n) |X beta - y|^2``; ``inf`` from the record where the run diverged on.
@@ -184,6 +185,7 @@ def diagonal_gradient_flow(
     ``simulate.default_tolerances`` (float64: ``rtol = 1e-10``, ``atol = 1e-12``) unless given.
 
     **Arguments:**
+
     - `X`: (n, d) design; `y`: (n,) targets (any n, d).
     - `ts`: (T,) finite, non-negative, non-decreasing save times.
     - `alpha`: the initial scale, > 0: a scalar or (d,) (one per coordinate). Traced, so
@@ -264,6 +266,7 @@ def diagonal_gradient_descent(
     ``u' v' = u v (1 - 4 lr^2 r^2)`` (Even et al. 2023).
 
     **Arguments:**
+
     - `X`: (n, d); `y`: (n,).
     - `alpha`: initial scale, > 0, scalar or (d,); `lr`: learning rate > 0 (scalar). Both traced:
       ``jax.vmap`` over either compiles once.

@@ -236,6 +236,7 @@ def end_to_end_flow(
     from the dtype); there is no steady-state stop: the solve always runs to ``ts[-1]``.
 
     **Arguments:**
+
     - `P0`: (d_out, d_in) finite initial end-to-end matrix.
     - `loss`: a :class:`~linsolve.Task`, for ``l(P) = 1/2 tr Syy - tr(Syx P^T) + 1/2 tr(P Sxx P^T)``
       (``grad l = P Sxx - Syx``, any ``Sxx``), or a JAX-differentiable callable ``P -> scalar``

@@ -300,6 +300,7 @@ def gradient_flow(
       lambda study: 6e-6; in fewer steps than float64.
 
     **Arguments:**
+
     - `params0`: tuple ``(W1, ..., WL)``, ``W_l`` (n_l, n_{l-1}), or a Network (ShallowNet, MLP).
     - `task`: the :class:`~linsolve.Task`. Parameters and task of different floating dtypes are
       promoted to the wider one (as NumPy would); `ts`, `lrs` and `output_scale` follow it.

@@ -37,6 +37,7 @@ class OnlineSGDRun(NamedTuple):
     """One run of online SGD; the recorded fields carry the record axis first.
 
     **Fields:**
+
     - `steps`: (T,) int32 step counts of the records: ``0, record_every, ..., steps``.
     - `risk`: (T,) population risk ``1/2 (w - w*)^T Sigma (w - w*) + sigma^2/2`` at each record;
       ``inf`` from the first record after the run diverged.
@@ -126,6 +127,7 @@ def online_linear_sgd(
     eigenvectors of ``Sigma``).
 
     **Arguments:**
+
     - `key`: a JAX PRNG key (one run per key: ``jax.vmap`` over keys gives independent runs).
     - `covariance`: ``Sigma``, a (d,) diagonal (>= 0) or a (d, d) symmetric positive-definite
       matrix (sampled through its Cholesky factor).

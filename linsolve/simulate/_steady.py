@@ -51,6 +51,7 @@ def steady_state_test(params0: tuple, task, kappa, rates, rtol: float, atol: flo
     """A diffrax ``Event`` condition ``(t, y, args, **kwargs) -> bool`` for a deep linear net.
 
     **Arguments:**
+
     - `params0`: tuple ``(W1, ..., WL)`` (only the shapes are used: the narrowest layer).
     - `task`, `kappa`: the task and output scale of the flow.
     - `rates`: per-layer rates as a tuple like ``params0`` (the vector field is ``-rate * grad``).

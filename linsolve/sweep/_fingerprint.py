@@ -45,6 +45,7 @@ def fingerprint(fn) -> str:
     """Hex SHA-256 of what `fn` computes: code, closure, defaults and referenced globals.
 
     **Arguments:**
+
     - `fn`: any callable (function, ``functools.partial``, bound method, jitted function, ...).
 
     **Returns:** a 64-character hex string, equal in every process for the same code and data.

@@ -54,6 +54,7 @@ def check(where: str, values, rule: Rule) -> None:
     """Raise ``ConfigError`` unless every value is finite and accepted by `rule`.
 
     **Arguments:**
+
     - `where`: the key as the user writes it, e.g. ``"axes.width"`` or ``"params.size"``.
     - `values`: one number, or an array of them (an axis).
     - `rule`: the :class:`Rule`.

@@ -205,6 +205,7 @@ def run(
     """Evaluate ``fn(**point)`` at every point of `grid`; returns a :class:`SweepResult`.
 
     **Arguments:**
+
     - `fn`: takes one scalar per grid axis (by name; plus ``key`` if it has such a parameter)
       and returns a dict of arrays. It is traced once and vmapped over each call.
     - `grid`: the :class:`Grid`.

@@ -163,6 +163,7 @@ def load_chunks(out: str, size: int, outputs: dict) -> tuple[dict, np.ndarray]:
     """Read every valid chunk of `out` into full arrays.
 
     **Arguments:**
+
     - `size`: number of grid points; `outputs`: name -> {"shape", "dtype"} of one point.
 
     **Returns:** ``(values, present)``: `values` maps each output to a ``(size, *shape)`` array,

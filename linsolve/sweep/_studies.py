@@ -43,6 +43,7 @@ def time_to_learn(ts, loss, fraction=0.01):
     """First time the loss falls to `fraction` of its initial value (log-linear interpolation).
 
     **Arguments:**
+
     - `ts`: (T,) save times; `loss`: (T,) the loss at them; `fraction`: in (0, 1).
 
     **Returns:** () the time, ``ts[0]`` if the loss starts at or below the target, ``inf`` if it

@@ -77,6 +77,7 @@ def committee_start(key, *, N: int, K: int, M: int, init_overlap, init_norm, dty
     ``Q(0) = R0 R0^T + init_norm^2 I``. Needs ``N >= K + M``.
 
     **Arguments:**
+
     - `key`: PRNG key of the directions and of ``G``.
     - `N`, `K`, `M`: input dimension, student and teacher widths (static ints).
     - `init_overlap`, `init_norm`: scalars (traced allowed); `dtype`: float dtype.

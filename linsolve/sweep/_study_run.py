@@ -17,6 +17,7 @@ def run_config(
     """Evaluate a study over its grid; the configuration is stored in the result's metadata.
 
     **Arguments:**
+
     - `config`: a :class:`SweepConfig` (from :func:`load_config` or :func:`parse_config`).
     - `out`, `executor`, `progress`, `resume`, `overwrite`: as for :func:`linsolve.sweep.run`
       (`overwrite=True` discards the results a folder `out` already holds and recomputes).

@@ -32,6 +32,7 @@ def verify(*, draws: int = 20, seed: int = 0, families=None, progress=None) -> l
     """Run the panel in float64; returns one :class:`Check` per family.
 
     **Arguments:**
+
     - `draws`: random cases per family.
     - `seed`: PRNG seed (each family gets its own fold of it).
     - `families`: names from :data:`FAMILIES` (default: all).
