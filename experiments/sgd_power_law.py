@@ -37,7 +37,6 @@ experiments/sgd_power_law.py``).
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 
@@ -96,60 +95,33 @@ def local_slope(steps, risk) -> np.ndarray:
 def simulate_online_sgd(key, lam, c0, *, lr, batch_size, steps, seeds, noise=0.0):
     """Population risk of online minibatch SGD, one row per independent run.
 
-    In the eigenbasis of ``Sigma`` (exact for Gaussian inputs): ``x = sqrt(lam) * z``,
-    ``w* = sqrt(c0)``, ``w0 = 0``; each step draws ``B`` fresh ``(x, y = w*.x + noise z')`` and does
-    ``e <- e - (lr/B) X^T (X e - noise z')`` on ``e = w - w*``; ``R = 1/2 sum_k lam_k e_k^2 +
-    noise^2/2`` exactly (population, not minibatch). ``jax.lax.scan`` over steps, ``jax.vmap``
-    over runs.
+    ``simulate.online_linear_sgd`` in the eigenbasis of ``Sigma`` (diagonal covariance ``lam``),
+    ``w* = sqrt(c0)``, ``w0 = 0``, vmapped over ``seeds`` keys split from `key`; its risk is the
+    exact population risk of each run's weights.
 
     **Arguments:** `key` PRNG key; `lam`, `c0` (d,); `lr` > 0; `batch_size` B >= 1; `steps` >= 1;
     `seeds` number of runs; `noise` >= 0.
     **Returns:** (seeds, steps + 1) risks at steps 0..steps (``inf`` once a run diverged).
     """
+    import jax
     import jax.numpy as jnp
+    import jax.random as jr
+
+    from linsolve import simulate
 
     lam = jnp.asarray(lam, jnp.float64)
     w_star = jnp.sqrt(jnp.asarray(c0, jnp.float64))
     if lam.ndim != 1 or w_star.shape != lam.shape:
         raise ValueError(f"`lam` and `c0` must be (d,) arrays; got {lam.shape}, {w_star.shape}.")
-    for name, value in (("batch_size", batch_size), ("steps", steps), ("seeds", seeds)):
-        if not (isinstance(value, int | np.integer) and value >= 1):
-            raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}.")
-    if not (np.isfinite(lr) and lr > 0) or not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"`lr` must be > 0 and `noise` >= 0; got lr={lr!r}, noise={noise!r}.")
-    risks = _online_runs(int(batch_size), int(steps), int(seeds))(
-        key, lam, w_star, jnp.asarray(lr, jnp.float64), jnp.asarray(noise, jnp.float64)
-    )
-    return np.asarray(risks)
+    if not (isinstance(seeds, int | np.integer) and seeds >= 1):
+        raise ValueError(f"`seeds` must be an integer >= 1; got {seeds!r}.")
 
+    def run(k):
+        return simulate.online_linear_sgd(k, covariance=lam, w_star=w_star,
+                                          w0=jnp.zeros_like(w_star), lr=lr,
+                                          batch_size=batch_size, steps=steps, noise=noise).risk
 
-@functools.cache
-def _online_runs(batch_size: int, steps: int, seeds: int):
-    """The compiled ``(key, lam, w_star, lr, noise) -> (seeds, steps + 1)`` risks (one per shape)."""
-    import jax
-    import jax.numpy as jnp
-    import jax.random as jr
-
-    def run(key, lam, w_star, lr, noise):
-        scale = jnp.sqrt(lam)
-
-        def risk_of(e):
-            r = 0.5 * jnp.sum(lam * e * e) + 0.5 * noise**2
-            return jnp.where(jnp.isfinite(r), r, jnp.inf)
-
-        def step(e, k):
-            kx, kz = jr.split(k)
-            X = jr.normal(kx, (batch_size, lam.shape[0]), lam.dtype) * scale
-            residual = X @ e - noise * jr.normal(kz, (batch_size,), lam.dtype)
-            e = e - (lr / batch_size) * (X.T @ residual)
-            return e, risk_of(e)
-
-        e0 = -w_star
-        _, risks = jax.lax.scan(step, e0, jr.split(key, steps))
-        return jnp.concatenate([risk_of(e0)[None], risks])
-
-    batched = jax.vmap(run, in_axes=(0, None, None, None, None))
-    return jax.jit(lambda key, *args: batched(jr.split(key, seeds), *args))
+    return np.asarray(jax.vmap(run)(jr.split(key, int(seeds))))
 
 
 def critical_batch_size(batch_sizes, risks, factor: float = 2.0) -> float:
