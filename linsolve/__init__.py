@@ -9,7 +9,8 @@ Every subpackage is an attribute of the package, imported on first use (PEP 562)
 - `lns.simulate`: gradient flow and gradient descent of the same parametrisations.
 - `lns.sweep`: phase-diagram sweeps; `lns.analysis`: analysis toolkits; `lns.verify`: the
   theorem-check panel; `lns.plot`: figures; `lns.bench`: the performance harness;
-  `lns.gallery`: the studies of ``experiments/``; `lns.cli`: the ``linsolve`` command.
+  `lns.gallery`: the studies of ``experiments/``; `lns.explore`: the classroom explorers
+  (notebook widgets and self-contained HTML pages); `lns.cli`: the ``linsolve`` command.
 """
 
 import importlib as _importlib
@@ -27,6 +28,7 @@ _SUBMODULES = (
     "bench",
     "cli",
     "exact",
+    "explore",
     "gallery",
     "init",
     "mlp",
@@ -47,6 +49,7 @@ if _typing.TYPE_CHECKING:  # static tools see the attributes that __getattr__ pr
     from . import bench as bench
     from . import cli as cli
     from . import exact as exact
+    from . import explore as explore
     from . import gallery as gallery
     from . import init as init
     from . import mlp as mlp

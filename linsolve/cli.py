@@ -240,6 +240,42 @@ def _reproduce(args) -> int:
     return 0
 
 
+def _explore(args) -> int:
+    """List the explorers, or write one's self-contained HTML page (every setting precomputed)."""
+    import time
+
+    from .explore import list_explorers
+
+    names = list_explorers()
+    if args.list or not args.name:
+        width = max(map(len, names), default=0)
+        for name, title in names.items():
+            print(f"{name:<{width}}  {title}")
+        return 0
+    if args.name not in names:
+        print(f"linsolve explore: error: no explorer {args.name!r}; choose from "
+              f"{', '.join(names)} (see --list)", file=sys.stderr)
+        return 2
+    out = args.out if args.out is not None else f"{args.name}.html"
+    _check_out(out, folder=False)
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        print('linsolve explore: error: needs plotly: pip install "linsolve[explore]"', file=sys.stderr)
+        return 2
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # precompute the closed forms in float64
+    from .explore import write_html
+
+    start = time.perf_counter()
+    path = write_html(args.name, out, smoke=args.smoke)
+    size = os.path.getsize(path) / 1e6
+    print(f"{path} ({size:.1f} MB, {time.perf_counter() - start:.1f} s); open it in a browser, "
+          "no network needed")
+    return 0
+
+
 def _use_all_cores() -> None:
     """One XLA CPU device per core, so sweeps shard their chunks over the cores."""
     from .sweep import cpu_devices
@@ -334,6 +370,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", help="figure folder (default: the repository's figures/; figures_smoke/ with --smoke)"
     )
     rp.set_defaults(func=_reproduce)
+    ex = sub.add_parser(
+        "explore",
+        help="write an interactive, self-contained HTML page of an explorer (see --list)",
+        description="Write one HTML file with sliders over a grid of settings and the exact "
+        "solution at each (plotly.js inlined; no network needed to view it).",
+    )
+    ex.add_argument("name", nargs="?", help="explorer name: saxe-stages, lazy-rich, width-phase")
+    ex.add_argument("--list", action="store_true", help="list the explorers")
+    ex.add_argument("--out", help="HTML file to write (default: NAME.html)")
+    ex.add_argument("--smoke", action="store_true", help="at most three values per slider (fast)")
+    ex.set_defaults(func=_explore)
     return parser
 
 
