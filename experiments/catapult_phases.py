@@ -1,3 +1,18 @@
+# %% [markdown]
+# # Catapult phases of gradient descent at a finite learning rate
+#
+# Setting (Lewkowycz, Bahri, Dyer, Sohl-Dickstein & Gur-Ari, 2020, arXiv 2003.02218): the width-d
+# network `f(x) = kappa (u . w) x` with `kappa = 1/sqrt(d)` and `u, w ~ sigma N(0, I)` is trained by
+# gradient descent on `1/2 (F - s)^2`. Its iterates close on the three numbers
+# `(|u|^2, |w|^2, u.w)`: `linsolve.exact.one_hidden_layer_gd` is this exact 3-D map, at any width.
+# With the learning rate in units of the initial curvature,
+#
+#     x = lr lambda_0,   lambda_0 = kappa^2 (|u0|^2 + |w0|^2),
+#
+# wide nets are *lazy* for `x < 2`, *catapult* for `2 < x < 4` (the loss spikes and the curvature
+# falls until `lr lambda < 2`) and *diverge* for `x > 4`.
+
+# %%
 """Gradient descent at a finite learning rate: lazy, catapult and divergent phases, exactly.
 
 The width-d network ``f(x) = kappa (u . w) x`` (``kappa = 1/sqrt(d)``, ``u, w ~ sigma N(0, I)``)
@@ -28,15 +43,23 @@ experiments/catapult_phases.py``).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from linsolve.gallery import script_main
+from linsolve.gallery import figures_dir, script_main
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = figures_dir()
 
 
+# %% [markdown]
+# ## Helpers
+#
+# `start` draws the initialisation; `boundaries` finds the two phase boundaries of the exact map by
+# bisection (`linsolve.exact.gd_phase_boundaries`), in units of `lr lambda_0`; `_band` draws their
+# median and range over seeds.
+
+
+# %%
 def start(d, seed, sigma=1.0):
     import jax.random as jr
 
@@ -63,6 +86,16 @@ def _band(ax, xs, values, color, label):
                         lw=0)
 
 
+# %% [markdown]
+# ## The figure
+#
+# `catapult_phases.png`: (a) lazy, catapult and divergent runs at d = 1024, the exact map (lines)
+# against gradient descent of the full vectors (dots); the boundaries against (b) the width, (c) the
+# layer-rate ratio `lr_w / lr_u` and (d) the init scale `sigma`. The smoke setting uses fewer
+# widths, ratios, scales and seeds.
+
+
+# %%
 def main(smoke: bool = False) -> dict:
     import jax
 
@@ -158,5 +191,15 @@ def main(smoke: bool = False) -> dict:
     return {"errors": errors, "wide": wide, "seconds": seconds}
 
 
+# %% [markdown]
+# ## Run
+#
+# `script_main` runs `main(smoke)`: the full setting by default, the small one with `--smoke` on the
+# command line or `LINSOLVE_SMOKE=1` in the environment (the notebook tests and the default docs
+# build use it). Figures go to the repository's `figures/`, or to `$LINSOLVE_FIGURES`; in a notebook
+# they are also shown below.
+
+
+# %%
 if __name__ == "__main__":
     script_main(main, __doc__)

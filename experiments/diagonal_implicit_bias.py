@@ -1,3 +1,20 @@
+# %% [markdown]
+# # Implicit bias of diagonal linear networks
+#
+# Setting: the model `beta = u*u - v*v` from `u0 = v0 = alpha`, trained by gradient flow on
+# `L = 1/(2n) |X beta - y|^2` with n = 40 < d = 100 (Gaussian X) and a 5-sparse target. Among the
+# interpolators of the data, gradient flow picks (Woodworth et al. 2020, arXiv 2002.09277)
+#
+#     argmin Q_alpha(beta)  s.t.  X beta = y,
+#     Q_alpha(beta) = sum_i alpha^2 q(beta_i / alpha^2),
+#     q(z) = 2 - sqrt(4 + z^2) + z arcsinh(z/2),
+#
+# which is the minimum-l2 interpolator for large alpha (kernel regime) and the minimum-l1 one as
+# `alpha -> 0` (rich regime): `linsolve.exact.diagonal_implicit_bias`. For small alpha the path
+# itself becomes a sequence of jumps between saddles in the time `tau = t / log(1/alpha)` (Pesme &
+# Flammarion 2023, arXiv 2304.00488): `linsolve.exact.saddle_to_saddle`.
+
+# %%
 """Diagonal linear networks: the kernel-to-rich transition of the implicit bias, and saddle-to-saddle.
 
 The model ``beta = u*u - v*v`` from ``u0 = v0 = alpha``, trained by gradient flow on
@@ -25,18 +42,25 @@ diagonal_implicit_bias [--smoke]`` (or ``python experiments/diagonal_implicit_bi
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from linsolve.gallery import script_main
+from linsolve.gallery import figures_dir, script_main
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = figures_dir()
 
 N, D, K, SEED = 40, 100, 5, 7  # seed 7: well-separated jumps, one coordinate leaves
 SADDLE_ALPHAS = (1e-3, 1e-6, 1e-12)
 
 
+# %% [markdown]
+# ## The kernel-to-rich transition of the limit
+#
+# Theory on a fine grid of alphas, and gradient flow of the full `(u, v)` parameters
+# (`linsolve.simulate.diagonal_gradient_flow`, Dopri8 in float64) on a coarse one.
+
+
+# %%
 def flow_horizon(alpha: float, lam_min: float, cap: float) -> float:
     """Time given to gradient flow: 30 kernel time constants ``1 / (8 alpha^2 lam_min)``, at most
     `cap` (in the rich regime the last approach is algebraic: off-support coordinates decay with a
@@ -107,6 +131,14 @@ def plot_transition(path, alphas_line, theory, alphas_sim, sim, levels, star):
     plt.close(fig)
 
 
+# %% [markdown]
+# ## Saddle to saddle
+#
+# `linsolve.exact.diagonal_flow` at alpha = 1e-3, 1e-6, 1e-12 against the piecewise-constant
+# `alpha -> 0` limit.
+
+
+# %%
 def saddles(X, y, taus):
     """``(limit, flows)``: ``exact.saddle_to_saddle`` and, per alpha, ``beta(tau)`` (T, d), loss."""
     from linsolve import exact
@@ -163,6 +195,16 @@ def plot_saddles(path, taus, limit, flows, coords):
     plt.close(fig)
 
 
+# %% [markdown]
+# ## The figures
+#
+# * `diagonal_implicit_bias_transition.png`: test error, `|beta|_1` and `|beta|_2` of the limit
+#   against alpha, theory (lines) and gradient flow (circles), with the minimum-l1 and minimum-l2 levels.
+# * `diagonal_implicit_bias_saddles.png`: `beta_i(tau)` for three small alphas approaching the
+#   limit (black steps), and the loss.
+
+
+# %%
 def main(smoke: bool = False) -> dict:
     import jax
 
@@ -215,5 +257,15 @@ def main(smoke: bool = False) -> dict:
             "jump_times": np.asarray(limit.times), "seconds": seconds}
 
 
+# %% [markdown]
+# ## Run
+#
+# `script_main` runs `main(smoke)`: the full setting by default, the small one with `--smoke` on the
+# command line or `LINSOLVE_SMOKE=1` in the environment (the notebook tests and the default docs
+# build use it). Figures go to the repository's `figures/`, or to `$LINSOLVE_FIGURES`; in a notebook
+# they are also shown below.
+
+
+# %%
 if __name__ == "__main__":
     script_main(main, __doc__)

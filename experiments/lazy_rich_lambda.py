@@ -1,3 +1,20 @@
+# %% [markdown]
+# # Lazy vs rich learning, tuned by the balance lambda
+#
+# Setting (Dominé, Anguita, Proca, Braun, Kunin, Mediano & Saxe, ICLR 2025, arXiv 2409.14623): a
+# two-layer linear network `P = W2 W1` (3 -> 3 -> 3) learns a whitened teacher with singular values
+# 3, 2, 1 from a small *lambda-balanced* initialisation
+#
+#     W2^T W2 - W1 W1^T = lambda I,
+#
+# a quantity that gradient flow conserves. The flow then has a closed form (a matrix Riccati
+# equation, after Fukumizu 1998 and Braun et al. 2022): `linsolve.exact.lambda_balanced` gives the
+# network function, the representations `W1^T W1` (input) and `W2 W2^T` (output) and the NTK at all
+# times. Small `|lambda|` is the *rich* regime (sigmoidal loss, the kernel moves); `|lambda| >> s`
+# is *lazy* (exponential loss, the kernel stays put); the sign of lambda picks which layer stays
+# static.
+
+# %%
 """Lazy vs rich learning in two-layer linear networks, tuned by the balance lambda.
 
 Follows Dominé, Anguita, Proca, Braun, Kunin, Mediano & Saxe (ICLR 2025, arXiv 2409.14623), on the
@@ -25,13 +42,12 @@ full run 13 s, smoke run 13 s.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from linsolve.gallery import script_main
+from linsolve.gallery import figures_dir, script_main
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = figures_dir()
 
 SINGULAR_VALUES = (3.0, 2.0, 1.0)
 SIZES = (3, 3, 3)
@@ -39,6 +55,15 @@ SCALE = 0.1
 CURVES = (0.0, 1.0, 8.0)  # lambdas of panel (a)
 
 
+# %% [markdown]
+# ## Helpers: the training time, and an init with the task's orientation
+#
+# The horizon is 16 time constants of the slowest mode plus the small-init plateau. The random init
+# is redrawn until `det(W2 W1)` has the sign of `det(Syx)`, so that no run has to cross the
+# `det P = 0` saddle of square layers.
+
+
+# %%
 def horizon(lam: float) -> float:
     """Training time: 16 time constants of the slowest mode plus the small-init plateau."""
     s_min = min(SINGULAR_VALUES)
@@ -65,6 +90,15 @@ def oriented_init(task, lam):
     raise RuntimeError("no seed with the task's orientation")  # pragma: no cover
 
 
+# %% [markdown]
+# ## Order parameters at one lambda
+#
+# Relative changes `|X_T - X_0|_F / |X_0|_F` of the NTK and of the two representations, and the time
+# for the loss to fall to 1 % of its initial value: exact, and (for the markers) from gradient flow
+# of the same weights, with the largest relative deviation between the two.
+
+
+# %%
 def measures(lam, task, n_times, simulate_too):
     """Exact (and optionally gradient-flow) order parameters at one lambda."""
     import jax
@@ -106,6 +140,15 @@ def measures(lam, task, n_times, simulate_too):
     return out
 
 
+# %% [markdown]
+# ## The figure
+#
+# `lazy_rich_lambda.png`: (a) loss curves for lambda = 0, 1, 8; (b) relative NTK change against
+# lambda: large (rich) at 0, small (lazy) for `|lambda| >> s`; (c) relative change of the input and
+# output representations; (d) time to learn. Exact solution (lines) against gradient flow (circles).
+
+
+# %%
 def main(smoke: bool = False) -> dict:
     import jax
 
@@ -199,5 +242,15 @@ def main(smoke: bool = False) -> dict:
     return {"lambda": lam_sim, "points": points, "max_error": max(errors), "seconds": seconds}
 
 
+# %% [markdown]
+# ## Run
+#
+# `script_main` runs `main(smoke)`: the full setting by default, the small one with `--smoke` on the
+# command line or `LINSOLVE_SMOKE=1` in the environment (the notebook tests and the default docs
+# build use it). Figures go to the repository's `figures/`, or to `$LINSOLVE_FIGURES`; in a notebook
+# they are also shown below.
+
+
+# %%
 if __name__ == "__main__":
     script_main(main, __doc__)

@@ -1,7 +1,7 @@
 """Parametrisation atlas: standard / NTK / mean-field / muP / small-init across widths.
 
 Follows the width-exponent phase diagram of the width-d one-hidden-layer linear network
-(Xu & Ziyin, ICLR 2025, arXiv 2401.07085; reference notes Sec. 2.7), with the presets of
+(Xu & Ziyin, ICLR 2025, arXiv 2401.07085; docs/theory/master_mode.md), with the presets of
 ``models.PARAMETRIZATIONS`` (NTK: Jacot et al. 2018; mean-field: Mei et al. 2018, Chizat & Bach
 2018; muP: Yang & Hu 2021). Each preset scales the init (``sigma^2 = d^-a``), the layer rates
 (``eta = d^b``) and the output (``kappa = d^-c``) with the width d; the richness ratio

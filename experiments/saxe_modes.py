@@ -1,3 +1,20 @@
+# %% [markdown]
+# # Saxe modes: stage-like learning and the effect of depth
+#
+# Setting (Saxe, McClelland & Ganguli, ICLR 2014, arXiv 1312.6120): whitened inputs, a teacher map
+# `Syx = U diag(s) V^T` and a deep linear network `P = W_L ... W_1`, started *balanced* and
+# *aligned* with the teacher. Gradient flow then keeps the teacher's singular vectors, and each mode strength
+# `u_a = U[:, a]^T P V[:, a]` follows its own scalar equation
+#
+#     du/dt = L |u|^(2 - 2/L) (s - u).
+#
+# For two layers (L = 2) it is the logistic curve `u(t) = s / (1 + (s/u0 - 1) e^(-2 s t))`: a small
+# mode waits about `ln(s/u0) / (2 s)`, then jumps to `s`. `linsolve.exact.saxe_mode` is the exact
+# solution at any depth and `linsolve.exact.saxe_time` the exact time between two strengths; this
+# notebook checks both against gradient flow of the full weight matrices
+# (`linsolve.simulate.gradient_flow`).
+
+# %%
 """Stage-like learning and deep vs shallow learning times of balanced, decoupled linear networks.
 
 Follows Saxe, McClelland & Ganguli (ICLR 2014, arXiv 1312.6120). A linear network ``W_L ... W_1``
@@ -23,19 +40,26 @@ full run 21 s, smoke run 14 s.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from linsolve.gallery import script_main
+from linsolve.gallery import figures_dir, script_main
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = figures_dir()
 
 STAGE_S = (3.0, 2.0, 1.0, 0.5)
 SIZE = 6  # input, hidden and output width
 U0 = 1e-3
 
 
+# %% [markdown]
+# ## Reading the modes off a simulation
+#
+# The simulated product `P(t) = W_L(t) ... W_1(t)` is projected on the teacher's singular vectors:
+# `u_a(t) = U[:, a]^T P(t) V[:, a]`.
+
+
+# %%
 def mode_strengths(traj, task, r):
     """Strengths ``u_alpha(t) = U[:, alpha]^T P(t) V[:, alpha]`` of the first `r` teacher modes."""
     import jax.numpy as jnp
@@ -44,6 +68,16 @@ def mode_strengths(traj, task, r):
     return np.asarray(jnp.einsum("oa,toi,ai->ta", U, traj.product(), Vt)[:, :r])
 
 
+# %% [markdown]
+# ## Learning times from gradient flow
+#
+# The time for a mode to go from `u0` to `s/2` is bracketed on the simulated trajectory (first on a
+# log-spaced grid, then on finer grids inside each bracket) and compared with `saxe_time`. The
+# theory predicts, at fixed `u0`, `t ~ 1/s` for L = 2 and `t ~ s^-(2 - 2/L)` for deeper nets; at fixed `s`,
+# a logarithm `ln(1/u0)` for L = 2 and a power law `u0^-((L - 2)/L)` for L >= 3.
+
+
+# %%
 def half_times(depth, s, u0, theory, per_mode, passes):
     """Gradient-flow times for every mode to go from `u0` to ``s/2`` at `depth` (`theory`: the
     exact times, used only to choose the first window).
@@ -88,6 +122,19 @@ def half_times(depth, s, u0, theory, per_mode, passes):
     return simulated[np.argsort(order)]
 
 
+# %% [markdown]
+# ## The two figures
+#
+# * `saxe_modes_depth.png`: the time to reach `s/2` against the singular value (a) and against the
+#   initial strength (b), for depths L = 2, 3, 4: `saxe_time` (lines), gradient flow (circles).
+# * `saxe_modes_stages.png`: a two-layer 6 -> 6 -> 6 net learns singular values 3, 2, 1, 0.5 from
+#   `u0 = 1e-3`: strong modes first, each after its plateau; `saxe_mode` (lines), gradient flow
+#   (dots).
+#
+# The smoke setting uses depths 2, 3 and fewer points (it only exercises the code).
+
+
+# %%
 def main(smoke: bool = False) -> dict:
     import jax
 
@@ -186,5 +233,15 @@ def main(smoke: bool = False) -> dict:
     return {"stage_error": stage_error, "time_deviation": deviations, "seconds": seconds}
 
 
+# %% [markdown]
+# ## Run
+#
+# `script_main` runs `main(smoke)`: the full setting by default, the small one with `--smoke` on the
+# command line or `LINSOLVE_SMOKE=1` in the environment (the notebook tests and the default docs
+# build use it). Figures go to the repository's `figures/`, or to `$LINSOLVE_FIGURES`; in a notebook
+# they are also shown below.
+
+
+# %%
 if __name__ == "__main__":
     script_main(main, __doc__)

@@ -1,3 +1,20 @@
+# %% [markdown]
+# # Online SGD on power-law spectra
+#
+# Setting: linear regression with Gaussian inputs `x ~ N(0, Sigma)`, eigenvalues `lam_k = k^-a`, a
+# teacher with `lam_k w*_k^2 = k^-b`, no label noise, trained from `w0 = 0` by online minibatch SGD
+# (batch B, rate lr, fresh samples every step). `linsolve.exact.sgd_risk` gives the expected risk
+# exactly; it obeys the discrete Volterra equation (Paquette, Paquette, Xiao & Pennington 2024,
+# arXiv 2405.15074; Bordelon & Pehlevan 2021, arXiv 2106.02713)
+#
+#     R(t) = F(t) + (lr^2/B) sum_{s<t} K(t-1-s) R(s),
+#     F(t) ~ (lr t)^(-(b-1)/a),   K(t) ~ (lr t)^(-(2 - 1/a)),
+#
+# with `F` gradient descent on the population loss and `K` the SGD noise. The risk decays like
+# `(lr t)^(-(b-1)/a)` when `b < 2a` (signal-dominated) and like `(lr t)^(-(2 - 1/a))` when `b > 2a`
+# (noise-dominated).
+
+# %%
 """Online SGD on power-law spectra: risk exponents, SGD-noise phase, optimal rates, critical batch.
 
 Linear regression with Gaussian inputs ``x ~ N(0, Sigma)``, ``lam_k = k^-a`` (k = 1..d), teacher
@@ -38,13 +55,12 @@ experiments/sgd_power_law.py``).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from linsolve.gallery import script_main
+from linsolve.gallery import figures_dir, script_main
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = figures_dir()
 
 SPECTRUM_EXPONENT = 1.5  # a: lam_k = k^-a
 TARGET_EXPONENTS = (2.0, 4.0)  # b: lam_k w*_k^2 = k^-b (b < 2a and b > 2a)
@@ -52,6 +68,11 @@ BATCH_SIZES = (1, 4, 16)
 LEARNING_RATE = 0.25  # about half the edge at B = 1
 
 
+# %% [markdown]
+# ## The problem and the predicted exponents
+
+
+# %%
 def power_law_problem(d: int, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
     """``(lam, c0)`` with ``lam_k = k^-a`` and ``c0_k = k^(a - b)`` (so ``lam_k c0_k = k^-b``).
 
@@ -92,6 +113,14 @@ def local_slope(steps, risk) -> np.ndarray:
     return np.gradient(np.log(risk), np.log(steps))
 
 
+# %% [markdown]
+# ## Monte Carlo: independent online-SGD runs
+#
+# `linsolve.simulate.online_linear_sgd`, vmapped over seeds; the markers of the figure are the mean
+# risk over runs with its standard error.
+
+
+# %%
 def simulate_online_sgd(key, lam, c0, *, lr, batch_size, steps, seeds, noise=0.0):
     """Population risk of online minibatch SGD, one row per independent run.
 
@@ -124,6 +153,14 @@ def simulate_online_sgd(key, lam, c0, *, lr, batch_size, steps, seeds, noise=0.0
     return np.asarray(jax.vmap(run)(jr.split(key, int(seeds))))
 
 
+# %% [markdown]
+# ## Critical batch size at fixed compute
+#
+# At fixed compute `N = B x steps`, the optimal risk is flat in B (linear scaling `lr ~ B`) up to a
+# critical batch size, then rises once the rate is capped by `2 / lam_max`.
+
+
+# %%
 def critical_batch_size(batch_sizes, risks, factor: float = 2.0) -> float:
     """The smallest batch size whose fixed-compute optimal risk exceeds ``factor`` times the best.
 
@@ -141,6 +178,17 @@ def critical_batch_size(batch_sizes, risks, factor: float = 2.0) -> float:
     return float(batch_sizes[above[0]]) if above.size else float("inf")
 
 
+# %% [markdown]
+# ## The figures
+#
+# * `sgd_power_law_curves.png`: a = 1.5, b = 2 and b = 4 at batch sizes 1, 4, 16: (a) the risk,
+#   theory (lines) over the Monte Carlo mean (markers); (b) the local slope `d log R / d log t` of
+#   the theory against the two predicted exponents.
+# * `sgd_power_law_batch.png`: (c) the optimal learning rate at fixed compute and the divergence
+#   edge against B; (d) the optimal risk against B, with the critical batch size.
+
+
+# %%
 def main(smoke: bool = False) -> dict:
     import jax
 
@@ -292,5 +340,15 @@ def main(smoke: bool = False) -> dict:
             "critical_batch": critical, "seconds": seconds}
 
 
+# %% [markdown]
+# ## Run
+#
+# `script_main` runs `main(smoke)`: the full setting by default, the small one with `--smoke` on the
+# command line or `LINSOLVE_SMOKE=1` in the environment (the notebook tests and the default docs
+# build use it). Figures go to the repository's `figures/`, or to `$LINSOLVE_FIGURES`; in a notebook
+# they are also shown below.
+
+
+# %%
 if __name__ == "__main__":
     script_main(main, __doc__)

@@ -1,7 +1,17 @@
+# %% [markdown]
+# # How layer-wise learning rates move the phase boundary
+#
+# The exact solution of ``f(x) = kappa (u . w) x`` (``linsolve.exact.one_hidden_layer``) has an NTK
+# ``K = kappa^2 (eta_u |w|^2 + eta_w |u|^2) = kappa^2 sqrt(B^2 + A^2 F^2)`` with
+# ``A = 2 sqrt(eta_u eta_w) / kappa`` and ``B = ||eta_w u0 u0^T - eta_u w0 w0^T||_*`` fixed by the
+# init. Learning moves ``F = kappa u.w`` from ``F0`` to ``s``, so the kernel changes by
+# ``sqrt(1 + r^2) / sqrt(1 + r0^2)`` with ``r = A|s|/B``: the ratio r is the order parameter.
+
+# %%
 """Teaching demo: how layer-wise learning rates move the lazy/rich phase boundary.
 
 A walk through the width-exponent phase diagram of the width-d one-hidden-layer linear network
-(Xu & Ziyin, ICLR 2025, arXiv 2401.07085; reference notes Sec. 2.5-2.7) in jupytext percent cells
+(Xu & Ziyin, ICLR 2025, arXiv 2401.07085; docs/theory/master_mode.md) in jupytext percent cells
 (``# %%``; open it as a notebook with jupytext, or run it as plain Python). The network
 ``f(x) = kappa (u . w) x`` starts from a standard init (``|u|^2 ~ 1``, ``|w|^2 ~ d``: the readout
 is ``1/sqrt(d)`` smaller) and trains with layer rates ``eta_u = d^-b``, ``eta_w = d^b`` and output
@@ -23,26 +33,15 @@ Runtime (measured standalone, incl. ~4 s of imports, on a shared 2-core CPU unde
 full run 13 s, smoke run 12 s.
 """
 
-# %% [markdown]
-# # How layer-wise learning rates move the phase boundary
-#
-# The exact solution of ``f(x) = kappa (u . w) x`` (``linsolve.exact.one_hidden_layer``) has an NTK
-# ``K = kappa^2 (eta_u |w|^2 + eta_w |u|^2) = kappa^2 sqrt(B^2 + A^2 F^2)`` with
-# ``A = 2 sqrt(eta_u eta_w) / kappa`` and ``B = ||eta_w u0 u0^T - eta_u w0 w0^T||_*`` fixed by the
-# init. Learning moves ``F = kappa u.w`` from ``F0`` to ``s``, so the kernel changes by
-# ``sqrt(1 + r^2) / sqrt(1 + r0^2)`` with ``r = A|s|/B``: the ratio r is the order parameter.
-
-# %%
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from linsolve.gallery import script_main
+from linsolve.gallery import figures_dir, script_main
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = figures_dir()
 WIDTH = 1024
 A_U, A_W = 1.0, 0.0  # init exponents: sigma_u^2 = 1/d (standard readout), sigma_w^2 = 1
 S = 1.0

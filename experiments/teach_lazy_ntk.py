@@ -1,3 +1,15 @@
+# %% [markdown]
+# # What the NTK does in the lazy regime
+#
+# Gradient flow on the mean-squared loss ``1/n sum_i 1/2 (f(x_i) - y_i)^2`` moves the outputs as
+#
+#     df(x)/dt = -(1/n) sum_i K_t(x, x_i) (f(x_i) - y_i),   K_t(x, x') = grad_theta f(x) . grad_theta f(x'),
+#
+# for *any* network: ``K_t`` is the neural tangent kernel at time t. If ``K_t`` stayed at ``K_0``,
+# this would be a linear ODE, solved exactly by ``linsolve.exact.linearized``. The claim of the
+# lazy regime is that, in the NTK parametrisation, ``K_t -> K_0`` as the width d grows.
+
+# %%
 """Teaching demo: what the neural tangent kernel does in the lazy regime.
 
 A walk through Jacot, Gabriel & Hongler (NeurIPS 2018) and Lee et al. (NeurIPS 2019) in jupytext
@@ -19,28 +31,15 @@ Runtime (measured standalone, incl. ~4 s of imports, on a shared 2-core CPU unde
 full run 19 s, smoke run 12 s.
 """
 
-# %% [markdown]
-# # What the NTK does in the lazy regime
-#
-# Gradient flow on the mean-squared loss ``1/n sum_i 1/2 (f(x_i) - y_i)^2`` moves the outputs as
-#
-#     df(x)/dt = -(1/n) sum_i K_t(x, x_i) (f(x_i) - y_i),   K_t(x, x') = grad_theta f(x) . grad_theta f(x'),
-#
-# for *any* network: ``K_t`` is the neural tangent kernel at time t. If ``K_t`` stayed at ``K_0``,
-# this would be a linear ODE, solved exactly by ``linsolve.exact.linearized``. The claim of the
-# lazy regime is that, in the NTK parametrisation, ``K_t -> K_0`` as the width d grows.
-
-# %%
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from linsolve.gallery import script_main
+from linsolve.gallery import figures_dir, script_main
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = figures_dir()
 N_POINTS = 12
 T_END = 20.0
 

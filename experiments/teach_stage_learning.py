@@ -1,3 +1,17 @@
+# %% [markdown]
+# # Why small initialisation gives stage-like learning
+#
+# Setting: inputs are whitened (``Sxx = I``), the teacher map is ``Syx = U diag(s) V^T`` and the
+# network is ``P = W2 W1``. Started *aligned* (``P(0) = U diag(u0) V^T``) and *balanced*
+# (``W2^T W2 = W1 W1^T``), gradient flow keeps ``P(t) = U diag(u(t)) V^T`` and every mode strength
+# follows its own scalar equation
+#
+#     du/dt = 2 u (s - u).
+#
+# ``linsolve.exact.saxe_mode`` is its exact solution, ``linsolve.exact.saxe_time`` the exact time
+# to go from one strength to another.
+
+# %%
 """Teaching demo: why a small initialisation gives stage-like learning.
 
 A walk through Saxe, McClelland & Ganguli (ICLR 2014, arXiv 1312.6120) in jupytext percent
@@ -19,30 +33,15 @@ Runtime (measured standalone, incl. ~4 s of imports, on a shared 2-core CPU unde
 full run 11 s, smoke run 10 s.
 """
 
-# %% [markdown]
-# # Why small initialisation gives stage-like learning
-#
-# Setting: inputs are whitened (``Sxx = I``), the teacher map is ``Syx = U diag(s) V^T`` and the
-# network is ``P = W2 W1``. Started *aligned* (``P(0) = U diag(u0) V^T``) and *balanced*
-# (``W2^T W2 = W1 W1^T``), gradient flow keeps ``P(t) = U diag(u(t)) V^T`` and every mode strength
-# follows its own scalar equation
-#
-#     du/dt = 2 u (s - u).
-#
-# ``linsolve.exact.saxe_mode`` is its exact solution, ``linsolve.exact.saxe_time`` the exact time
-# to go from one strength to another.
-
-# %%
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from linsolve.gallery import script_main
+from linsolve.gallery import figures_dir, script_main
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+FIGURES = figures_dir()
 SINGULAR_VALUES = np.array([3.0, 1.0, 0.3])
 SIZES = (4, 8, 4)  # input, hidden, output widths
 

@@ -1,8 +1,26 @@
-"""The study gallery: run the scripts of ``experiments/`` by name (`linsolve reproduce`).
+"""The study gallery: run the scripts of ``experiments/`` by name (`linsolve reproduce`), as plain
+Python or as Jupyter notebooks.
 
-Each script is a plain Python file with ``main(smoke: bool)`` and a module-level ``FIGURES`` folder
-(the repository's ``figures/``). The scripts live in the source checkout, beside the package; the
-command finds them there (or in ``./experiments``).
+Each script has ``main(smoke: bool)`` and a module-level ``FIGURES`` folder (the repository's
+``figures/``) and ends with ``script_main(main, __doc__)``. The scripts live in the source checkout,
+beside the package; the command finds them there (or in ``./experiments``).
+
+One source, three ways to run it:
+
+* ``linsolve reproduce NAME [--smoke] [--out DIR]`` imports the script and calls ``main``;
+* ``python experiments/NAME.py [--smoke]`` runs it as a script (`script_main`);
+* the scripts with ``# %%`` cells (jupytext percent format) are also notebooks: ``jupytext --to
+  ipynb experiments/NAME.py`` writes ``NAME.ipynb`` (not committed), and Jupyter with jupytext
+  opens the ``.py`` directly (``jupytext.toml`` pairs the two). Run in a notebook, `script_main`
+  also shows the figures it wrote inline.
+
+Two environment variables steer `script_main` (so notebooks, which take no command-line flags, can
+be run small and without touching the committed figures, as the tests and the docs build do):
+
+* ``LINSOLVE_SMOKE=1`` runs ``main(smoke=True)``, as ``--smoke`` does (``0``, ``false``, ``no``
+  or empty: off);
+* ``LINSOLVE_FIGURES=DIR`` writes the figures to ``DIR`` (created if needed) instead of the
+  repository's ``figures/``.
 """
 
 from __future__ import annotations
@@ -10,9 +28,25 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
+import os
 import pathlib
+import sys
 
-__all__ = ["experiments_dir", "list_experiments", "load_experiment", "run_experiment", "script_main"]
+__all__ = [
+    "FIGURES_ENV",
+    "SMOKE_ENV",
+    "experiments_dir",
+    "figures_dir",
+    "list_experiments",
+    "load_experiment",
+    "run_experiment",
+    "script_main",
+    "smoke_from_env",
+]
+
+SMOKE_ENV = "LINSOLVE_SMOKE"
+FIGURES_ENV = "LINSOLVE_FIGURES"
+_FALSE = ("", "0", "false", "no", "off")
 
 
 def experiments_dir() -> pathlib.Path:
@@ -25,6 +59,19 @@ def experiments_dir() -> pathlib.Path:
         "no experiments/ folder: `linsolve reproduce` runs the scripts of a source checkout "
         "(git clone, then pip install -e .), or run it from the checkout's root."
     )
+
+
+def figures_dir() -> pathlib.Path:
+    """Where the study scripts write their figures: ``$LINSOLVE_FIGURES`` when set, else the
+    ``figures/`` folder beside ``experiments/``. (A notebook has no ``__file__``, so the scripts
+    ask here rather than locating ``figures/`` from their own path.)"""
+    folder = os.environ.get(FIGURES_ENV, "").strip()
+    return pathlib.Path(folder) if folder else experiments_dir().parent / "figures"
+
+
+def smoke_from_env() -> bool:
+    """Whether ``$LINSOLVE_SMOKE`` asks for the small run (set and not ``0``/``false``/``no``)."""
+    return os.environ.get(SMOKE_ENV, "").strip().lower() not in _FALSE
 
 
 def list_experiments() -> dict[str, str]:
@@ -61,9 +108,40 @@ def run_experiment(name: str, *, smoke: bool = False, out: str | None = None):
     return module.main(smoke=smoke)
 
 
-def script_main(main, doc: str) -> None:
+def _in_notebook() -> bool:
+    """Whether this runs inside an IPython kernel (Jupyter, nbclient), without importing IPython."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _pngs(folder: pathlib.Path) -> dict[pathlib.Path, int]:
+    return {p: p.stat().st_mtime_ns for p in folder.glob("*.png")} if folder.is_dir() else {}
+
+
+def script_main(main, doc: str):
     """The command line of a study script: ``python experiments/NAME.py [--smoke]`` calls
-    ``main(smoke)``. Unknown arguments are ignored, so a script also runs inside Jupyter."""
+    ``main(smoke)`` and returns its result.
+
+    ``--smoke`` or ``$LINSOLVE_SMOKE`` selects the small run; ``$LINSOLVE_FIGURES`` redirects the
+    figures (the ``FIGURES`` global of `main`'s module). Unknown arguments are ignored, so a script
+    also runs inside Jupyter; there the PNG files that `main` wrote are displayed below the cell.
+    """
     parser = argparse.ArgumentParser(description=(doc or "").strip().split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="small, fast run (see the header)")
-    main(smoke=parser.parse_known_args()[0].smoke)
+    smoke = parser.parse_known_args()[0].smoke or smoke_from_env()
+    namespace = main.__globals__
+    if os.environ.get(FIGURES_ENV, "").strip():
+        namespace["FIGURES"] = figures_dir()
+    folder = pathlib.Path(namespace.get("FIGURES", figures_dir()))
+    folder.mkdir(parents=True, exist_ok=True)
+    before = _pngs(folder)
+    result = main(smoke=smoke)
+    if _in_notebook():
+        from IPython.display import Image, display
+
+        after = _pngs(folder)
+        written = sorted((after[p], p) for p in after if before.get(p) != after[p])
+        for _, path in written:  # in the order main wrote them
+            display(Image(filename=str(path)))
+    return result
