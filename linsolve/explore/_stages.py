@@ -134,7 +134,8 @@ SAXE_STAGES = Explorer(
     panels=(
         Panel("lines", "mode strengths u_a(t) / s_a", "time t", "u / s", "t",
               tuple((f"mode{a}", f"s = {s:g}") for a, s in enumerate(SINGULAR_VALUES))),
-        Panel("lines", "loss", "time t", "loss", "t", (("loss", "loss"),), log_y=True),
+        Panel("lines", "loss (a staircase: one drop per mode)", "time t", "loss", "t",
+              (("loss", "loss"),)),
     ),
     curves=stage_curves,
     simulate=stage_simulation,
