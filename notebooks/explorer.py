@@ -80,3 +80,16 @@ if SMOKE:
         simulation = box.simulate()
         assert float(simulation["diverged"]) == 0
     print("smoke run: redraw and simulate callbacks ran")
+
+# %% [markdown]
+# ## Snapshots
+#
+# A static page (this notebook rendered in the documentation, or opened without a running kernel)
+# cannot move the sliders. The explorers' figures as last drawn, at the default settings (in smoke
+# mode: after the callbacks above, with the simulation overlaid):
+
+# %%
+from IPython.display import display  # noqa: E402
+
+for box in (stages, lazy_rich, phase):
+    display(box.image)

@@ -170,3 +170,8 @@ def test_widget_redraws_on_slider_moves_and_overlays_the_simulation():
     assert len(box.figure.axes[0].lines) == lines_before
     heat = explore.explorer_widget("width-phase", smoke=True)
     assert len(heat.figure.axes) == 3  # heat map, its colour bar, the cuts
+    # What the widget shows is a PNG (any front end, any matplotlib backend), redrawn on a move.
+    png = box.image.data
+    assert png.startswith(b"\x89PNG") and box.image.format == "png"
+    box.sliders["lam"].value = box.sliders["lam"].options[0][1]
+    assert box.image.data != png

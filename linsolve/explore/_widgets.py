@@ -7,6 +7,8 @@ setting and overlays it as markers, until the next slider move.
 
 from __future__ import annotations
 
+import io
+
 from ._registry import get_explorer
 from ._spec import Explorer, as_numpy
 
@@ -84,14 +86,16 @@ def explorer_widget(name, *, smoke: bool = False):
     - `simulate()`: run and overlay the simulation; returns its result (None if the explorer has
       none).
     - `sliders`: ``{name: SelectionSlider}``; `explorer`: the :class:`Explorer`; `figure`: the
-      last matplotlib figure drawn.
+      last matplotlib figure drawn; `image`: that figure as an ``IPython.display.Image`` (PNG),
+      which is what the widget shows (a PNG displays in any front end, whatever the matplotlib
+      backend, and stays in a saved or rendered notebook).
 
     Raises ValueError for an unknown `name`, ImportError (naming the extra) without ipywidgets.
     """
     explorer = get_explorer(name)
     try:
         import ipywidgets as widgets
-        from IPython.display import display
+        from IPython.display import Image, display
     except ImportError:
         raise ImportError(
             'linsolve.explore.explorer_widget needs ipywidgets: pip install "linsolve[notebooks]"'
@@ -118,9 +122,12 @@ def explorer_widget(name, *, smoke: bool = False):
 
     def show() -> None:
         box.figure = draw(explorer, state["data"], state["simulation"])
+        png = io.BytesIO()
+        box.figure.savefig(png, format="png", dpi=96)
+        box.image = Image(data=png.getvalue(), format="png")
         with output:
             output.clear_output(wait=True)
-            display(box.figure)
+            display(box.image)
 
     def redraw(change=None) -> dict:
         state["simulation"] = None
