@@ -124,8 +124,10 @@ def script_main(main, doc: str):
     ``main(smoke)`` and returns its result.
 
     ``--smoke`` or ``$LINSOLVE_SMOKE`` selects the small run; ``$LINSOLVE_FIGURES`` redirects the
-    figures (the ``FIGURES`` global of `main`'s module). Unknown arguments are ignored, so a script
-    also runs inside Jupyter; there the PNG files that `main` wrote are displayed below the cell.
+    figures (the ``FIGURES`` global of `main`'s module). Without it a small run writes into
+    ``figures_smoke/`` beside ``figures/`` (as ``linsolve reproduce NAME --smoke`` does), so it never
+    overwrites a committed figure. Unknown arguments are ignored, so a script also runs inside
+    Jupyter; there the PNG files that `main` wrote are displayed below the cell.
     """
     parser = argparse.ArgumentParser(description=(doc or "").strip().split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="small, fast run (see the header)")
@@ -133,6 +135,10 @@ def script_main(main, doc: str):
     namespace = main.__globals__
     if os.environ.get(FIGURES_ENV, "").strip():
         namespace["FIGURES"] = figures_dir()
+    elif smoke:
+        namespace["FIGURES"] = pathlib.Path(namespace.get("FIGURES", figures_dir())).with_name(
+            "figures_smoke"
+        )
     folder = pathlib.Path(namespace.get("FIGURES", figures_dir()))
     folder.mkdir(parents=True, exist_ok=True)
     before = _pngs(folder)

@@ -165,7 +165,9 @@ def test_script_main_reads_flag_and_environment(monkeypatch, tmp_path, argv, smo
     else:
         monkeypatch.setenv("LINSOLVE_SMOKE", smoke_env)
     assert script_main(study["main"], "A study.") == "done"
-    assert study["calls"] == [(expected, tmp_path / "committed")]
+    # A small run never writes over the committed figures: it goes to figures_smoke/ beside them.
+    folder = tmp_path / ("figures_smoke" if expected else "committed")
+    assert study["calls"] == [(expected, folder)]
 
 
 def test_script_main_redirects_figures(monkeypatch, tmp_path):
