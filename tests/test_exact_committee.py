@@ -100,6 +100,14 @@ def test_tensors_match_the_scalar_integrals():
         np.testing.assert_allclose(i3[i, k, a], want3, rtol=1e-13)
         np.testing.assert_allclose(i4[i, k, a, b], want4, rtol=1e-13)
     assert i4.shape == (K, K, P, P)
+    # The ODE's contraction over the symmetric pairs equals the full tensor's.
+    v, v_star = jr.normal(jr.PRNGKey(5), (K,)), jr.normal(jr.PRNGKey(6), (P - K,))
+    u = jnp.concatenate([v, -v_star])
+    for activation in ("erf", "linear"):
+        full = jnp.einsum("ikcd,c,d->ik", ci.i4_tensor(omega, K, activation), u, u)
+        np.testing.assert_allclose(
+            ci.i4_quadratic_form(omega, v, v_star, activation), full, rtol=1e-13, atol=1e-15
+        )
 
 
 def _linear_setup():

@@ -49,7 +49,7 @@ from ._committee_integrals import (
     generalisation_error,
     i2_matrix,
     i3_tensor,
-    i4_tensor,
+    i4_quadratic_form,
     j2_matrix,
 )
 
@@ -176,7 +176,7 @@ def _vector_field(t, state, args):
     # drift[i, b] = -lr v_i sum_c u_c I3(i, b, c) = lr v_i E[g'(lambda_i) b (phi* - phi)]
     drift = -lr * v[:, None] * jnp.einsum("ibc,c->ib", i3_tensor(omega, K, activation), u)
     dR = drift[:, K:]
-    second = jnp.einsum("ikcd,c,d->ik", i4_tensor(omega, K, activation), u, u)
+    second = i4_quadratic_form(omega, v, v_star, activation)
     second = second + noise**2 * j2_matrix(omega, K, activation)
     dQ = drift[:, :K] + drift[:, :K].T + lr**2 * v[:, None] * v[None, :] * second
     dQ = 0.5 * (dQ + dQ.T)

@@ -32,6 +32,7 @@ References: Saad & Solla (1995), Phys. Rev. E 52:4225; Biehl & Schwarze (1995), 
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "j2",
     "i2_matrix",
     "i3_tensor",
+    "i4_quadratic_form",
     "i4_tensor",
     "j2_matrix",
 ]
@@ -174,6 +176,52 @@ def i4_tensor(omega: Float[Array, "P P"], K: int, activation: str = "erf") -> Fl
         d[None, None, None, :],  # C44 = Omega[d, d]
         activation,
     )
+
+
+def i4_quadratic_form(
+    omega: Float[Array, "P P"], v: Float[Array, " K"], v_star: Float[Array, " M"],
+    activation: str = "erf",
+) -> Float[Array, "K K"]:
+    """``sum_{c,d} u_c u_d I4(i, k, c, d)`` with ``u = (v, -v*)``, for students ``i, k``: the
+    contraction the ``lr^2`` term of the ODE needs, without the ``(K, K, P, P)`` tensor.
+
+    ``I4`` is symmetric under ``i <-> k`` and ``c <-> d``: only the pairs ``i <= k`` are evaluated,
+    and the fields in three blocks, ``v^T S v - 2 v^T X v* + v*^T S* v*`` (student-student,
+    student-teacher, teacher-teacher), which skips the teacher-student block (about 2.7x fewer
+    entries than ``i4_tensor`` when ``K = M``). The blocks are reduced alike, so a student equal
+    to the teacher gives exactly 0, as the ODE's fixed point needs (``I4`` is not Lipschitz at
+    perfectly correlated fields: rounding there would grow to ~1e-11).
+    """
+    K = v.shape[0]
+    i, k = np.triu_indices(K)
+    diag = _diag(omega)
+    s = omega[:K]
+    students, teachers = np.arange(K), np.arange(K, omega.shape[0])
+
+    def block(c, d):
+        return i4(
+            diag[i][:, None, None],  # C11 = Omega[i, i]
+            omega[i, k][:, None, None],  # C12 = Omega[i, k]
+            s[i][:, c][:, :, None],  # C13 = Omega[i, c]
+            s[i][:, d][:, None, :],  # C14 = Omega[i, d]
+            diag[k][:, None, None],  # C22 = Omega[k, k]
+            s[k][:, c][:, :, None],  # C23 = Omega[k, c]
+            s[k][:, d][:, None, :],  # C24 = Omega[k, d]
+            diag[c][None, :, None],  # C33 = Omega[c, c]
+            omega[c][:, d][None],  # C34 = Omega[c, d]
+            diag[d][None, None, :],  # C44 = Omega[d, d]
+            activation,
+        )
+
+    def form(c, d, a, b):
+        return jnp.einsum("pcd,c,d->p", block(c, d), a, b)
+
+    pairs = (
+        form(students, students, v, v)
+        - 2 * form(students, teachers, v, v_star)
+        + form(teachers, teachers, v_star, v_star)
+    )
+    return jnp.zeros((K, K), omega.dtype).at[i, k].set(pairs).at[k, i].set(pairs)
 
 
 def generalisation_error(Q, R, T, v, v_star, activation: str = "erf"):
